@@ -1,0 +1,102 @@
+"""User-facing errors.
+
+Every mistake a user can make maps to one exception class with its own CLI exit code, so scripts can
+tell a bad weights file from a failed validation without parsing messages. Messages say what went
+wrong, where (module path, label, file) and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class NascompileError(Exception):
+    """Base class: a problem with the user's input, reported without a traceback."""
+
+    exit_code = 1
+    kind = "error"
+
+
+class SpecError(NascompileError):
+    """The SPEC (model file or `module:factory`) cannot be loaded."""
+
+    exit_code = 3
+    kind = "spec error"
+
+
+class WeightsError(NascompileError):
+    """A weights or alphas file is missing, unreadable, unsafe or does not fit the model."""
+
+    exit_code = 4
+    kind = "weights error"
+
+
+class TraceError(NascompileError):
+    """torch.fx cannot lift part of the model into the IR."""
+
+    exit_code = 5
+    kind = "trace error"
+
+
+class ChoiceError(NascompileError):
+    """Architecture choices are ill-formed: bad logits, labels, n_chosen, shapes of alphas."""
+
+    exit_code = 6
+    kind = "choice error"
+
+
+class IRError(NascompileError):
+    """An IR graph is malformed (verifier) or IR text does not parse."""
+
+    exit_code = 7
+    kind = "IR error"
+
+
+class LoweringError(NascompileError):
+    """An IR operation has no ONNX lowering, or its attributes cannot be expressed in ONNX."""
+
+    exit_code = 8
+    kind = "lowering error"
+
+
+class InputShapeError(NascompileError):
+    """The example input does not fit the model."""
+
+    exit_code = 9
+    kind = "input shape error"
+
+
+class OutputPathError(NascompileError):
+    """An output file cannot be written where the user asked."""
+
+    exit_code = 10
+    kind = "output error"
+
+
+class ValidationError(NascompileError):
+    """The emitted model does not match the PyTorch reference within tolerance."""
+
+    exit_code = 11
+    kind = "validation failed"
+
+
+class VerifyEachError(NascompileError):
+    """A pass changed what the graph computes (found by --verify-each)."""
+
+    exit_code = 12
+    kind = "verify-each failed"
+
+
+class DeviceError(NascompileError):
+    """The requested device or execution provider is not really available."""
+
+    exit_code = 13
+    kind = "device error"
+
+
+class PipelineError(NascompileError):
+    """A pass pipeline string names an unknown pass or has bad options."""
+
+    exit_code = 14
+    kind = "pipeline error"
+
+
+INTERNAL_ERROR_EXIT_CODE = 70

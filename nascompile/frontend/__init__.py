@@ -1,0 +1,55 @@
+"""Lift: a PyTorch supernet -> IR, via torch.fx.
+
+Choice modules stay single nodes (`layer_choice`, `input_choice`); their candidates are lifted only
+when chosen (`lift_candidate`, used by the `expand` pass), so compile cost follows the discrete network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import InputShapeError, TraceError
+from ..ir.graph import Graph
+from ..ir.verify import verify_graph
+from .convert import Converter, V
+from .modules import _MODULES, convert_module
+from .recognizers import ChoiceLifter, Recognizer, default_recognizers, register_recognizer
+from .tracer import LiftTracer
+
+__all__ = ["ChoiceLifter", "Recognizer", "lift", "lift_candidate", "register_recognizer"]
+
+
+def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor],
+         recognizers: list[Recognizer] | None = None) -> tuple[Graph, ChoiceLifter]:
+    """Trace `model` into an IR graph; returns the graph and the recognizers used (for later passes)."""
+    lifter = ChoiceLifter(recognizers if recognizers is not None else default_recognizers())
+    fx_graph = LiftTracer(lifter.claims).trace_module(model, "")
+    placeholders = [n for n in fx_graph.nodes if n.op == "placeholder"]
+    if len(placeholders) != len(example_inputs):
+        names = ", ".join(p.target for p in placeholders)
+        raise InputShapeError(f"{type(model).__name__}.forward takes {len(placeholders)} inputs ({names}) but "
+                              f"{len(example_inputs)} example inputs were given")
+    graph = Graph()
+    graph.graph["root"] = model
+    cx = Converter(graph, model, "", lifter)
+    outputs = cx.convert(fx_graph)
+    graph.add_op("output", [cx.operand(value).node for value in outputs], name="output")
+    cx.record_input_meta(tuple(example_inputs))
+    verify_graph(graph)
+    return graph, lifter
+
+
+def lift_candidate(graph: Graph, lifter: ChoiceLifter, path: str, inputs: list[str]) -> str:
+    """Lift the module at `path` (under the graph's root) into `graph`, reading `inputs`; returns its output."""
+    module = graph.root.get_submodule(path)
+    cx = Converter(graph, module, path, lifter)
+    args = [V(node) for node in inputs]
+    if type(module) in _MODULES:  # a plain layer: no tracing needed
+        return cx.operand(convert_module(cx, module, tuple(args), {})).node
+    outputs = cx.convert(LiftTracer(lifter.claims).trace_module(module, path), inputs=args)
+    if len(outputs) != 1:
+        raise TraceError(f"candidate {path!r} returns {len(outputs)} values; a candidate returns one tensor")
+    return cx.operand(outputs[0]).node

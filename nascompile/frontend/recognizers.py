@@ -1,0 +1,79 @@
+"""Recognizers: how the lift finds the choice modules of one supernet family.
+
+A recognizer claims modules (`claims`), turns a call of a claimed module into `layer_choice` /
+`input_choice` IR nodes (`lift`), and can fix the claimed modules of a model to decisions so that the
+model's own forward computes the discrete network (`fixed`, the validation reference).
+
+Register your own with `register_recognizer` (see the README for a complete example).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+
+from torch import nn
+
+from ..errors import ChoiceError
+from .convert import Converter, V
+
+
+class Recognizer(Protocol):
+    name: str
+
+    def claims(self, module: nn.Module) -> bool: ...
+
+    def lift(self, cx: Converter, module: nn.Module, path: str, fx_node: Any, args: tuple, kwargs: dict) -> Any: ...
+
+    def fixed(self, model: nn.Module, by_path: Mapping[str, Any]) -> contextlib.AbstractContextManager: ...
+
+
+_FACTORIES: list[Callable[[], Recognizer]] = []
+
+
+def register_recognizer(factory: Callable[[], Recognizer]) -> Callable[[], Recognizer]:
+    """Add a recognizer (a class or zero-argument factory; one instance is made per compile).
+
+    Recognizers registered later are asked first, so a user's recognizer can take over a module that a
+    built-in one would also claim.
+    """
+    _FACTORIES.insert(0, factory)
+    return factory
+
+
+def default_recognizers() -> list[Recognizer]:
+    from . import nn_choices  # noqa: F401  (registers the built-in families)
+
+    return [factory() for factory in _FACTORIES]
+
+
+class ChoiceLifter:
+    """The recognizers of one compile, asked in order."""
+
+    def __init__(self, recognizers: list[Recognizer]):
+        self.recognizers = recognizers
+        self._owner: dict[int, Recognizer | None] = {}
+
+    def owner(self, module: nn.Module) -> Recognizer | None:
+        key = id(module)
+        if key not in self._owner:
+            self._owner[key] = next((r for r in self.recognizers if r.claims(module)), None)
+        return self._owner[key]
+
+    def claims(self, module: nn.Module) -> bool:
+        return self.owner(module) is not None
+
+    def lift(self, cx: Converter, module: nn.Module, path: str, fx_node: Any, args: tuple, kwargs: dict) -> Any:
+        result = self.owner(module).lift(cx, module, path, fx_node, args, kwargs)
+        if not isinstance(result, V):
+            raise ChoiceError(f"recognizer {self.owner(module).name!r} returned no IR value for {path!r}")
+        return result
+
+    @contextlib.contextmanager
+    def fixed(self, model: nn.Module, by_path: Mapping[str, Any]) -> Iterator[nn.Module]:
+        """Fix every claimed module of `model` by module path (the reference forward)."""
+        with contextlib.ExitStack() as stack:
+            for recognizer in self.recognizers:
+                stack.enter_context(recognizer.fixed(model, by_path))
+            yield model

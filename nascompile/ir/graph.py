@@ -1,0 +1,151 @@
+"""The IR graph: a `networkx.MultiDiGraph` whose nodes are operations with one output value each.
+
+Node data: `op` (a kind from `ops.OPS`), `attrs` (plain data), `params` (name -> tensor), `meta`
+(`shape`, `dtype`, `source` module path). An edge u -> v with data `port=i` makes u's value the i-th
+argument of v; a multigraph, because one value may feed two ports of one node (`x + x`).
+
+The helpers below keep ports dense and ordered, so passes never touch edges by hand.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import networkx as nx
+from torch import nn
+
+_NAME_OK = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+class Graph(nx.MultiDiGraph):
+    """A nascompile IR graph. `graph.graph["root"]` may hold the nn.Module that candidate paths point into."""
+
+    # --- building ---------------------------------------------------------------------------------
+    def fresh_name(self, base: str) -> str:
+        """A node name not used yet, derived from `base`."""
+        base = _NAME_OK.sub("_", base) or "v"
+        if base not in self:
+            return base
+        counters = self.graph.setdefault("_name_counters", {})
+        i = counters.get(base, 0)
+        while True:
+            i += 1
+            candidate = f"{base}_{i}"
+            if candidate not in self:
+                counters[base] = i
+                return candidate
+
+    def add_op(
+        self,
+        op: str,
+        inputs: Iterable[str] = (),
+        *,
+        name: str | None = None,
+        attrs: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> str:
+        """Add one operation whose arguments are `inputs` (in port order); returns its name."""
+        node = self.fresh_name(name or op)
+        self.add_node(node, op=op, attrs=dict(attrs or {}), params=dict(params or {}), meta=dict(meta or {}))
+        for port, src in enumerate(inputs):
+            self.add_edge(src, node, port=port)
+        return node
+
+    # --- reading ----------------------------------------------------------------------------------
+    def op(self, node: str) -> str:
+        return self.nodes[node]["op"]
+
+    def attrs(self, node: str) -> dict[str, Any]:
+        return self.nodes[node]["attrs"]
+
+    def params(self, node: str) -> dict[str, Any]:
+        return self.nodes[node]["params"]
+
+    def meta(self, node: str) -> dict[str, Any]:
+        return self.nodes[node]["meta"]
+
+    def inputs(self, node: str) -> list[str]:
+        """Producers of `node`'s arguments, in port order."""
+        edges = sorted(self.in_edges(node, data="port"), key=lambda e: e[2])
+        return [src for src, _, _ in edges]
+
+    def users(self, node: str) -> list[tuple[str, int]]:
+        """(consumer, port) pairs reading `node`'s value, in a deterministic order."""
+        return sorted((dst, port) for _, dst, port in self.out_edges(node, data="port"))
+
+    def nodes_of(self, op: str) -> list[str]:
+        """All nodes of one op kind, in insertion order."""
+        return [n for n, data in self.nodes(data=True) if data["op"] == op]
+
+    def graph_inputs(self) -> list[str]:
+        return sorted(self.nodes_of("input"), key=lambda n: self.attrs(n)["index"])
+
+    def output_node(self) -> str:
+        outputs = self.nodes_of("output")
+        if len(outputs) != 1:
+            from ..errors import IRError
+
+            raise IRError(f"an IR graph needs exactly one `output` node, found {len(outputs)}")
+        return outputs[0]
+
+    def order(self) -> list[str]:
+        """Topological order; ties go to the node inserted first, so the order is deterministic."""
+        rank = {node: i for i, node in enumerate(self.nodes)}
+        return list(nx.lexicographical_topological_sort(self, key=rank.__getitem__))
+
+    @property
+    def root(self) -> nn.Module | None:
+        """The module whose submodules the layer choices' candidate paths name, if any."""
+        return self.graph.get("root")
+
+    # --- rewriting --------------------------------------------------------------------------------
+    def set_inputs(self, node: str, inputs: Iterable[str]) -> None:
+        """Replace all arguments of `node`."""
+        self.remove_edges_from(list(self.in_edges(node, keys=True)))
+        for port, src in enumerate(inputs):
+            self.add_edge(src, node, port=port)
+
+    def replace_uses(self, old: str, new: str) -> None:
+        """Make every consumer of `old` read `new` instead, at the same ports."""
+        for _, dst, key, port in list(self.out_edges(old, keys=True, data="port")):
+            self.remove_edge(old, dst, key)
+            self.add_edge(new, dst, port=port)
+
+    def replace_op(self, node: str, op: str, inputs: Iterable[str], attrs: dict | None = None,
+                   params: dict | None = None) -> None:
+        """Turn `node` into another operation in place, keeping its name, users and meta."""
+        data = self.nodes[node]
+        data["op"] = op
+        data["attrs"] = dict(attrs or {})
+        data["params"] = dict(params or {})
+        self.set_inputs(node, inputs)
+
+    def clone(self) -> "Graph":
+        """A copy whose node data can be changed without touching this graph (tensors are shared)."""
+        other = Graph()
+        other.graph.update({k: v for k, v in self.graph.items() if k != "_name_counters"})
+        for node, data in self.nodes(data=True):
+            other.add_node(node, op=data["op"], attrs=copy.deepcopy(data["attrs"]),
+                           params=dict(data["params"]), meta=dict(data["meta"]))
+        other.add_edges_from(self.edges(keys=True, data=True))
+        return other
+
+    def count_ops(self) -> dict[str, int]:
+        """How many nodes of each op kind, for summaries."""
+        counts: dict[str, int] = {}
+        for _, op in self.nodes(data="op"):
+            counts[op] = counts.get(op, 0) + 1
+        return counts
+
+    def param_count(self) -> int:
+        """Number of parameter elements, counting a tensor shared by several nodes once."""
+        seen: dict[int, int] = {}
+        for _, params in self.nodes(data="params"):
+            for name, tensor in params.items():
+                if name != "logits" and hasattr(tensor, "numel"):
+                    seen[id(tensor)] = tensor.numel()
+        return sum(seen.values())

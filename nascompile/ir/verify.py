@@ -1,0 +1,93 @@
+"""The IR verifier: structural rules every graph must satisfy between passes.
+
+Checks op kinds, dense argument ports, arity, required attributes and parameters, acyclicity, the
+graph boundary (inputs numbered 0..k-1, one output) and the choice ops' own invariants. Errors name
+the node and the module path it came from.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from ..errors import IRError
+from ..nn import REDUCTIONS
+from .graph import Graph
+from .ops import OPS, REQUIRED
+
+
+def _where(graph: Graph, node: str) -> str:
+    source = graph.nodes[node].get("meta", {}).get("source")
+    return f"node %{node}" + (f" (from {source})" if source else "")
+
+
+def _check_ports(graph: Graph, node: str) -> int:
+    ports = sorted(port for _, _, port in graph.in_edges(node, data="port"))
+    if ports != list(range(len(ports))):
+        raise IRError(f"{_where(graph, node)} has argument ports {ports}; they must be 0..{len(ports) - 1} "
+                      "with no gaps or duplicates (a dangling or doubled edge)")
+    return len(ports)
+
+
+def _check_layer_choice(graph: Graph, node: str) -> None:
+    attrs = graph.attrs(node)
+    candidates, modules = attrs["candidates"], attrs["modules"]
+    where = f"{_where(graph, node)}, layer choice {attrs['label']!r}"
+    if not isinstance(candidates, list) or not candidates or not all(isinstance(c, str) for c in candidates):
+        raise IRError(f"{where}: `candidates` must be a non-empty list of names")
+    if not isinstance(modules, list) or len(modules) != len(candidates):
+        raise IRError(f"{where}: `modules` must list one module path (or null) per candidate")
+    logits = graph.params(node)["logits"]
+    if tuple(logits.shape) != (len(candidates),):
+        raise IRError(f"{where}: logits have shape {list(logits.shape)}, expected [{len(candidates)}]")
+    for key in ("zero", "chosen"):
+        value = attrs.get(key)
+        if value is not None and not (isinstance(value, int) and 0 <= value < len(candidates)):
+            raise IRError(f"{where}: `{key}`={value!r} is not a candidate index")
+    if attrs.get("chosen") is not None and attrs["chosen"] == attrs.get("zero"):
+        raise IRError(f"{where}: the zero op cannot be the chosen candidate")
+
+
+def _check_input_choice(graph: Graph, node: str, n_inputs: int) -> None:
+    attrs = graph.attrs(node)
+    where = f"{_where(graph, node)}, input choice {attrs['label']!r}"
+    if not isinstance(attrs["choose_from"], list) or len(attrs["choose_from"]) != n_inputs:
+        raise IRError(f"{where}: `choose_from` must name one label (or null) per input ({n_inputs})")
+    n_chosen = attrs.get("n_chosen")
+    if n_chosen is not None and not (isinstance(n_chosen, int) and 1 <= n_chosen <= n_inputs):
+        raise IRError(f"{where}: n_chosen={n_chosen!r} must be null or between 1 and {n_inputs}")
+    if attrs.get("reduction") not in REDUCTIONS:
+        raise IRError(f"{where}: reduction {attrs.get('reduction')!r} is not one of {REDUCTIONS}")
+
+
+def verify_graph(graph: Graph) -> None:
+    """Raise `IRError` describing the first broken rule; return None for a well-formed graph."""
+    for node, data in graph.nodes(data=True):
+        op = data.get("op")
+        if op not in OPS:
+            raise IRError(f"{_where(graph, node)} has unknown op {op!r}")
+        spec = OPS[op]
+        n_inputs = _check_ports(graph, node)
+        if n_inputs < spec.min_inputs or (spec.max_inputs is not None and n_inputs > spec.max_inputs):
+            want = spec.min_inputs if spec.max_inputs == spec.min_inputs else \
+                f"{spec.min_inputs}..{spec.max_inputs if spec.max_inputs is not None else 'n'}"
+            raise IRError(f"{_where(graph, node)}: {op} takes {want} arguments, got {n_inputs}")
+        for key, default in spec.attrs.items():
+            if default is REQUIRED and key not in data["attrs"]:
+                raise IRError(f"{_where(graph, node)}: {op} needs attribute {key!r}")
+        for key in spec.params:
+            if key not in data["params"]:
+                raise IRError(f"{_where(graph, node)}: {op} needs parameter {key!r}")
+        unknown = set(data["params"]) - set(spec.params) - set(spec.optional_params)
+        if unknown:
+            raise IRError(f"{_where(graph, node)}: {op} has unknown parameters {sorted(unknown)}")
+        if op == "layer_choice":
+            _check_layer_choice(graph, node)
+        elif op == "input_choice":
+            _check_input_choice(graph, node, n_inputs)
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = [u for u, _, *_ in nx.find_cycle(graph)]
+        raise IRError("the IR graph has a cycle: " + " -> ".join(f"%{n}" for n in cycle + cycle[:1]))
+    indices = sorted(graph.attrs(n)["index"] for n in graph.nodes_of("input"))
+    if indices != list(range(len(indices))):
+        raise IRError(f"graph inputs are numbered {indices}; they must be 0..{len(indices) - 1}")
+    graph.output_node()

@@ -1,0 +1,126 @@
+"""`darts-choice`: NNI `DartsMutator.sample_final` on the IR.
+
+1. Every layer choice gets the op with the highest softmax probability among its non-zero slots
+   (`ranking.choose`); all instances of one label share logits, so they share the decision.
+2. Every input choice with `n_chosen = k` weighs each `choose_from` label by that layer choice's
+   strength p[chosen] (a label that is not a layer choice weighs 0, with a warning naming it), keeps the
+   top k (ties: lowest position), and becomes its reduction (`sum`, `mean`, `cat`, or `pack` for
+   `none`) over the kept inputs. `n_chosen = None` keeps every input.
+3. Layer choices feeding dropped inputs are removed, as NNI zeroes them: their label's decision is `[]`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..decisions import InputDecision, LayerDecision
+from ..errors import ChoiceError
+from ..ir.graph import Graph
+from ..ir.interpreter import Overlay
+from .manager import PassContext, PassResult, register_pass
+from .ranking import choose, top_k
+
+REDUCTION_OPS = {"sum": "sum", "mean": "mean", "concat": "cat", "none": "pack"}
+
+
+def _source(graph: Graph, node: str) -> str:
+    return graph.meta(node).get("source") or f"%{node}"
+
+
+def _group_by_label(graph: Graph, op: str) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for node in graph.nodes_of(op):
+        groups.setdefault(graph.attrs(node)["label"], []).append(node)
+    return groups
+
+
+def _check_shared_label(graph: Graph, label: str, nodes: list[str]) -> None:
+    """Instances of one label must agree on candidates and logits: they are one decision."""
+    first = nodes[0]
+    a, logits = graph.attrs(first), graph.params(first)["logits"]
+    for other in nodes[1:]:
+        b, other_logits = graph.attrs(other), graph.params(other)["logits"]
+        if b["candidates"] != a["candidates"] or b.get("zero") != a.get("zero"):
+            raise ChoiceError(
+                f"layer choices {_source(graph, first)!r} and {_source(graph, other)!r} share label {label!r} but "
+                f"have different candidates ({a['candidates']} vs {b['candidates']}); give them distinct labels")
+        if other_logits is not logits and not torch.equal(other_logits, logits):
+            raise ChoiceError(
+                f"layer choices {_source(graph, first)!r} and {_source(graph, other)!r} share label {label!r} but "
+                "hold different logits; tie them (nascompile.nn.tie_alphas) or give them distinct labels")
+
+
+def decide_layer_choices(graph: Graph, ctx: PassContext, overlay: Overlay) -> dict[str, LayerDecision]:
+    decided: dict[str, LayerDecision] = {}
+    for label, nodes in _group_by_label(graph, "layer_choice").items():
+        _check_shared_label(graph, label, nodes)
+        attrs = graph.attrs(nodes[0])
+        choice = choose(graph.params(nodes[0])["logits"], attrs.get("zero"), label, _source(graph, nodes[0]))
+        decided[label] = ctx.decisions.layer[label] = LayerDecision(
+            label=label, candidates=list(attrs["candidates"]), zero=attrs.get("zero"),
+            probabilities=choice.probabilities, chosen=choice.chosen, strength=choice.strength,
+            runner_up=choice.runner_up, margin=choice.margin, tie=[attrs["candidates"][i] for i in choice.tie],
+            paths=[_source(graph, n) for n in nodes])
+        for node in nodes:
+            graph.attrs(node)["chosen"] = choice.chosen
+            overlay.chosen[node] = choice.chosen
+    return decided
+
+
+def decide_input_choice(graph: Graph, node: str, ctx: PassContext, strengths: dict[str, float]) -> list[int]:
+    attrs = graph.attrs(node)
+    label, choose_from = attrs["label"], attrs["choose_from"]
+    weights = []
+    for key in choose_from:
+        if key not in strengths and attrs.get("n_chosen") is not None:
+            ctx.warn(f"input choice {label!r}: choose_from label {key!r} is not a layer choice; it weighs 0 "
+                     "when selecting inputs")
+        weights.append(strengths.get(key, 0.0))
+    kept, tie = top_k(weights, attrs.get("n_chosen"))
+    record = ctx.decisions.input.get(label)
+    if record is None:
+        ctx.decisions.input[label] = InputDecision(
+            label=label, choose_from=list(choose_from), n_chosen=attrs.get("n_chosen"),
+            reduction=attrs["reduction"], weights=weights, kept=kept, tie=tie, paths=[_source(graph, node)])
+    else:
+        record.paths.append(_source(graph, node))
+    return kept
+
+
+def _drop_feeders(graph: Graph, ctx: PassContext, dropped: dict[str, list[str]]) -> None:
+    """Remove the layer choices whose inputs were dropped; NNI zeroes their labels everywhere."""
+    for node, by in dropped.items():
+        if graph.op(node) != "layer_choice" or node not in graph:
+            continue
+        label = graph.attrs(node)["label"]
+        if graph.out_degree(node):
+            user = graph.users(node)[0][0]
+            raise ChoiceError(
+                f"layer choice {label!r} ({_source(graph, node)}) is dropped by input choice {by[0]!r}, but its "
+                f"value is also read by %{user} ({_source(graph, user)}); NNI's rule removes a dropped layer "
+                "choice everywhere, so it cannot feed anything else")
+        record = ctx.decisions.layer[label]
+        record.dropped_at.append(_source(graph, node))
+        record.dropped_by.extend(b for b in by if b not in record.dropped_by)
+        graph.remove_node(node)
+
+
+@register_pass("darts-choice")
+def darts_choice(graph: Graph, ctx: PassContext) -> PassResult:
+    overlay = Overlay()
+    decided = decide_layer_choices(graph, ctx, overlay)
+    strengths = {label: d.strength for label, d in decided.items()}
+    dropped: dict[str, list[str]] = {}
+    input_nodes = graph.nodes_of("input_choice")
+    for node in input_nodes:
+        attrs = graph.attrs(node)
+        args = graph.inputs(node)
+        kept = decide_input_choice(graph, node, ctx, strengths)
+        overlay.kept[node] = kept
+        for port, src in enumerate(args):
+            if port not in kept:
+                dropped.setdefault(src, []).append(attrs["label"])
+        graph.replace_op(node, REDUCTION_OPS[attrs["reduction"]], [args[i] for i in kept],
+                         attrs={"choice": attrs["label"]} | ({"dim": 1} if attrs["reduction"] == "concat" else {}))
+    _drop_feeders(graph, ctx, dropped)
+    return PassResult(changed=bool(decided or input_nodes), overlay=overlay)

@@ -1,0 +1,26 @@
+"""`expand`: replace each decided layer choice by its chosen candidate, lifted into primitive ops.
+
+The lift keeps candidates as module references; only the survivors are traced, here.
+"""
+
+from __future__ import annotations
+
+from ..errors import PipelineError
+from ..frontend import lift_candidate
+from ..ir.graph import Graph
+from .manager import PassContext, PassResult, register_pass
+
+
+@register_pass("expand")
+def expand(graph: Graph, ctx: PassContext) -> PassResult:
+    nodes = graph.nodes_of("layer_choice")
+    for node in nodes:
+        attrs = graph.attrs(node)
+        if attrs.get("chosen") is None:
+            raise PipelineError(f"expand found the undecided layer choice {attrs['label']!r}; run darts-choice first")
+        if graph.root is None or ctx.lifter is None:
+            raise PipelineError("expand needs the supernet module (the graph was not lifted from a model)")
+        output = lift_candidate(graph, ctx.lifter, attrs["modules"][attrs["chosen"]], graph.inputs(node))
+        graph.replace_uses(node, output)
+        graph.remove_node(node)
+    return PassResult(changed=bool(nodes))

@@ -1,0 +1,69 @@
+"""`finalize`: Archai `Finalizers.finalize_node` on the IR.
+
+For every `sum` that aggregates edges (a DARTS cell node sums one edge per earlier state), an input
+produced by a decided layer choice is a *ranked* edge and any other input is *required* (a fixed op,
+Archai's rank None). Required edges are always kept; the ranked ones are sorted by rank, descending and
+stably, and the first `max_final_edges` are kept, none being dropped when there are no more than that.
+The rank convention (`darts`, `logit`, `renorm`) is defined in `ranking.py`.
+
+Sums made by `darts-choice` from input choices are skipped: their input choice already decided them.
+"""
+
+from __future__ import annotations
+
+from ..decisions import EdgeRank, FinalizeDecision
+from ..errors import ChoiceError, PipelineError
+from ..ir.graph import Graph
+from ..ir.interpreter import Overlay
+from .manager import PassContext, PassResult, register_pass
+from .ranking import RANK_CONVENTIONS, edge_rank, top_k
+
+
+def _ranked_edge(graph: Graph, producer: str, rank: str) -> tuple[str, float] | None:
+    """(label, rank) when `producer` is a layer choice, None for a required edge."""
+    if graph.op(producer) != "layer_choice":
+        return None
+    attrs = graph.attrs(producer)
+    if attrs.get("chosen") is None:
+        raise PipelineError(f"finalize found the undecided layer choice {attrs['label']!r}; run darts-choice first")
+    return attrs["label"], edge_rank(graph.params(producer)["logits"], attrs["chosen"], attrs.get("zero"), rank)
+
+
+@register_pass("finalize")
+def finalize(graph: Graph, ctx: PassContext, max_final_edges: int | None = None, rank: str | None = None) -> PassResult:
+    k = ctx.max_final_edges if max_final_edges is None else max_final_edges
+    rank = rank or ctx.rank
+    if rank not in RANK_CONVENTIONS:
+        raise ChoiceError(f"unknown rank convention {rank!r}; use one of {', '.join(RANK_CONVENTIONS)}")
+    if not isinstance(k, int) or k < 1:
+        raise ChoiceError(f"max_final_edges must be a positive int, got {k!r}")
+    overlay = Overlay()
+    for node in graph.nodes_of("sum"):
+        if "choice" in graph.attrs(node):
+            continue
+        args = graph.inputs(node)
+        edges = [_ranked_edge(graph, src, rank) for src in args]
+        ranked_ports = [port for port, edge in enumerate(edges) if edge is not None]
+        if not ranked_ports:
+            continue
+        kept_ranked, tie = top_k([edges[p][1] for p in ranked_ports], k)
+        kept_ports = sorted({p for p, e in enumerate(edges) if e is None} | {ranked_ports[i] for i in kept_ranked})
+        source = graph.meta(node).get("source", "")
+        ctx.decisions.finalize[node] = FinalizeDecision(
+            node=node, path=source, rank=rank, max_final_edges=k,
+            edges=[EdgeRank(e[0] if e else None, e[1] if e else None, port in kept_ports) for port, e in enumerate(edges)],
+            tie=[ranked_ports[i] for i in tie])
+        if len(kept_ports) == len(args):
+            continue
+        overlay.kept[node] = kept_ports
+        graph.set_inputs(node, [args[p] for p in kept_ports])
+        for port in sorted(set(range(len(args))) - set(kept_ports)):
+            producer = args[port]
+            if producer not in graph or graph.out_degree(producer):
+                continue  # still read elsewhere: only this edge is gone
+            record = ctx.decisions.layer.get(edges[port][0])
+            if record is not None:
+                record.dropped_at.append(graph.meta(producer).get("source") or f"%{producer}")
+                record.dropped_by.append(f"finalize@{source or node}")
+            graph.remove_node(producer)
+    return PassResult(changed=bool(overlay), overlay=overlay)

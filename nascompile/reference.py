@@ -1,0 +1,37 @@
+"""The validation reference: the supernet's own forward with the decisions fixed.
+
+Each choice module computes only its chosen candidate (a dropped edge computes zeros), with the
+supernet's own modules and weights, in eval mode. The emitted model must match it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .frontend.convert import flatten_outputs
+from .frontend.recognizers import ChoiceLifter
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put `model` in eval mode for the duration, restoring every module's own flag afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+@torch.no_grad()
+def reference_outputs(model: nn.Module, lifter: ChoiceLifter, by_path: Mapping[str, Any],
+                      inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Flattened outputs of `model(*inputs)` with every choice fixed as `by_path` says."""
+    with eval_mode(model), lifter.fixed(model, by_path):
+        return flatten_outputs(model(*inputs))
