@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -43,6 +46,8 @@ class CompileResult:
     lifter: ChoiceLifter
     pipeline: str
     timings: dict[str, float] = field(default_factory=dict)
+    lifted_ops: int = 0  # IR nodes right after the lift (choices unexpanded)
+    lifted_choices: int = 0
 
     @property
     def decisions(self) -> dict[str, Any]:
@@ -59,6 +64,76 @@ class CompileResult:
     def reference(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
         """The supernet's own forward with the decisions fixed (flattened outputs)."""
         return reference_outputs(self.model, self.lifter, self.choices.by_path(), inputs or self.example_inputs)
+
+    def metadata(self) -> dict[str, str]:
+        """What the emitted ONNX file records about its origin (`metadata_props`)."""
+        return {
+            "nascompile.version": _version(),
+            "nascompile.decisions": json.dumps(self.decisions, sort_keys=True),
+            "nascompile.pipeline": self.pipeline,
+        }
+
+    def to_onnx(self, opset: int | None = None, dynamic_batch: bool = True):
+        """The discrete network as an `onnx.ModelProto`, weights inherited from the supernet."""
+        from .backend import DEFAULT_OPSET, to_onnx
+
+        return to_onnx(self.graph, opset=opset or DEFAULT_OPSET, dynamic_batch=dynamic_batch,
+                       metadata=self.metadata(), name=type(self.model).__name__)
+
+    def validate(self, onnx_model: str | os.PathLike | bytes, device: str = "cpu",
+                 batch_sizes: Sequence[int] = (1, 2), atol: float = 1e-4, rtol: float = 1e-3, seed: int = 0):
+        """Compare onnxruntime on `device` with the PyTorch reference; returns a `ValidationReport`."""
+        from .runtime import make_session, torch_device, validate_session
+
+        session = make_session(onnx_model, device)
+        target = torch_device(device)
+        original = next(self.model.parameters(), torch.empty(0)).device
+
+        def reference(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+            self.model.to(target)
+            try:
+                return [t.cpu() for t in self.reference(*[x.to(target) for x in inputs])]
+            finally:
+                self.model.to(original)
+
+        return validate_session(session, reference, self.example_inputs, device, batch_sizes, atol, rtol, seed)
+
+    def save(self, path: str | os.PathLike, *, decisions_path: str | os.PathLike | None = None,
+             validate: str | None = None, opset: int | None = None, dynamic_batch: bool = True,
+             batch_sizes: Sequence[int] = (1, 2), atol: float = 1e-4, rtol: float = 1e-3) -> "SaveReport":
+        """Write the ONNX file (and the decisions JSON); with `validate="cpu"|"cuda"`, only if it validates.
+
+        Nothing is written when emission, the ONNX checker or validation fails.
+        """
+        from .backend import save_onnx
+        from .errors import ValidationError
+
+        model = self.to_onnx(opset, dynamic_batch)
+        extras = {}
+        if decisions_path is not None:
+            extras[decisions_path] = (json.dumps(self.decisions, indent=2) + "\n").encode()
+        report = SaveReport(files=[], validation=None)
+
+        def check(staged: Path) -> None:
+            if validate:
+                report.validation = self.validate(staged, validate, batch_sizes, atol, rtol)
+                if not report.validation.passed:
+                    raise ValidationError(report.validation.summary())
+
+        report.files = save_onnx(model, path, extra_files=extras, before_commit=check)
+        return report
+
+
+@dataclass
+class SaveReport:
+    files: list[Path]
+    validation: Any  # runtime.ValidationReport or None
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
 
 
 def compile(
@@ -83,8 +158,12 @@ def compile(
     inputs = as_input_tuple(example_inputs)
     with eval_mode(model):
         graph, lifter = lift(model, inputs, recognizers)
+        counts = graph.count_ops()
+        lifted_ops = sum(n for op, n in counts.items() if op not in ("input", "output"))
+        lifted_choices = counts.get("layer_choice", 0) + counts.get("input_choice", 0)
         ctx = PassContext(max_final_edges=max_final_edges, rank=rank, example_inputs=inputs, lifter=lifter)
         pipeline = pipeline or DEFAULT_PIPELINE
         run_pipeline(graph, pipeline, ctx, verify_each=verify_each, print_after=print_after, printer=printer)
     return CompileResult(graph=graph, model=model, example_inputs=inputs, choices=ctx.decisions, lifter=lifter,
-                         pipeline=pipeline, timings=dict(ctx.timings))
+                         pipeline=pipeline, timings=dict(ctx.timings), lifted_ops=lifted_ops,
+                         lifted_choices=lifted_choices)

@@ -1,0 +1,150 @@
+"""The `nascompile` command.
+
+    nascompile compile SPEC -o model.onnx [--validate] ...
+
+Results go to stdout, warnings and IR dumps to stderr. Each kind of user error has its own exit code
+(see `errors.py`); an unexpected failure exits 70 with a traceback, since it is a bug in nascompile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+
+import torch
+
+from .errors import INTERNAL_ERROR_EXIT_CODE, InputShapeError, NascompileError
+
+
+def _add_compile_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compile", help="compile a supernet to a discrete ONNX model",
+                       description="Lift SPEC, apply the search's decisions, emit ONNX and optionally validate it.")
+    p.add_argument("spec", metavar="SPEC", help="path/to/file.py (calls its build()) or package.module:factory")
+    p.add_argument("-o", "--output", required=True, help="where to write the ONNX model")
+    p.add_argument("--weights", help="state dict to load into the supernet (torch.load with weights_only=True)")
+    p.add_argument("--input-shape", action="append", metavar="1,3,32,32",
+                   help="shape of an example input (repeat for several inputs); default: the SPEC's example_inputs()")
+    p.add_argument("--pipeline", help="pass pipeline, e.g. 'darts-choice,finalize{rank=logit},dce,expand,infer-shapes'")
+    p.add_argument("--max-final-edges", type=int, default=2, help="edges kept per aggregation node by finalize (default 2)")
+    p.add_argument("--rank", choices=("darts", "logit", "renorm"), default="darts",
+                   help="edge rank convention for finalize (default darts)")
+    p.add_argument("--validate", action="store_true", help="compare onnxruntime with the PyTorch reference; "
+                   "the file is only written if it matches")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for validation (default cpu)")
+    p.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance of validation (default 1e-4)")
+    p.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance of validation (default 1e-3)")
+    p.add_argument("--batch-sizes", default="1,2", help="batch sizes validated (default 1,2)")
+    p.add_argument("--decisions", metavar="FILE", help="also write the decisions (NNI exported-architecture JSON)")
+    p.add_argument("--print-after", action="append", metavar="PASS", help="print the IR after PASS (or 'all') to stderr")
+    p.add_argument("--verify-each", action="store_true", help="check every pass with the IR interpreter")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    p.add_argument("--static-batch", action="store_true", help="fix the batch dimension instead of leaving it symbolic")
+    p.add_argument("--seed", type=int, default=0, help="seed of the example inputs made from --input-shape")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nascompile", description="Compile DARTS-style supernets to validated ONNX.")
+    parser.add_argument("--version", action="version", version=f"nascompile {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_compile_parser(sub)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _example_inputs(args: argparse.Namespace, loaded) -> tuple[torch.Tensor, ...]:
+    from .spec import parse_shape
+
+    if args.input_shape:
+        generator = torch.Generator().manual_seed(args.seed)
+        return tuple(torch.randn(parse_shape(text), generator=generator) for text in args.input_shape)
+    if loaded.example_inputs is None:
+        raise InputShapeError(f"SPEC {args.spec!r} defines no example_inputs(); pass --input-shape, e.g. 1,3,32,32")
+    from .compiler import as_input_tuple
+
+    return as_input_tuple(loaded.example_inputs())
+
+
+def _batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(s < 1 for s in sizes):
+        raise InputShapeError(f"--batch-sizes {text!r} must be positive integers, e.g. 1,2")
+    return sizes
+
+
+def _print_summary(result, report, args, seconds: float, params_before: int) -> None:
+    decisions = result.decisions
+    width = max((len(k) for k in decisions), default=0)
+    print(f"decisions ({len(decisions)} choices):")
+    for label, value in decisions.items():
+        print(f"  {label:<{width}}  {value if value != [] else '[] (edge dropped)'}")
+    ops = sum(n for op, n in result.graph.count_ops().items() if op not in ("input", "output"))
+    print(f"supernet: {result.lifted_ops} IR nodes ({result.lifted_choices} choices), {params_before:,} params")
+    print(f"discrete: {ops} ops, {result.graph.param_count():,} params")
+    if report.validation is not None:
+        print(report.validation.summary())
+    for path in report.files:
+        print(f"wrote {path}")
+    print(f"done in {seconds:.2f} s")
+
+
+def _run_compile(args: argparse.Namespace) -> int:
+    from .compiler import compile as compile_model
+    from .spec import load_spec, load_weights
+
+    start = time.perf_counter()
+    loaded = load_spec(args.spec)
+    if args.weights:
+        load_weights(loaded.model, args.weights)
+    inputs = _example_inputs(args, loaded)
+    batch_sizes = _batch_sizes(args.batch_sizes)
+    params_before = sum(p.numel() for p in loaded.model.parameters())
+
+    def print_ir(pass_name: str, text: str) -> None:
+        print(f"// IR after {pass_name}", file=sys.stderr)
+        print(text, file=sys.stderr)
+
+    result = compile_model(loaded.model, inputs, pipeline=args.pipeline, max_final_edges=args.max_final_edges,
+                           rank=args.rank, verify_each=args.verify_each, print_after=set(args.print_after or ()),
+                           printer=print_ir)
+    for warning in result.warnings + result.choices.ties():
+        print(f"warning: {warning}", file=sys.stderr)
+    report = result.save(args.output, decisions_path=args.decisions, validate=args.device if args.validate else None,
+                         opset=args.opset, dynamic_batch=not args.static_batch, batch_sizes=batch_sizes,
+                         atol=args.atol, rtol=args.rtol)
+    if not args.quiet:
+        _print_summary(result, report, args, time.perf_counter() - start, params_before)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return {"compile": _run_compile}[args.command](args)
+    except NascompileError as exc:
+        print(f"nascompile: {exc.kind}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("nascompile: interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print("nascompile: internal error: this is a bug in nascompile; please report it with the traceback above",
+              file=sys.stderr)
+        return INTERNAL_ERROR_EXIT_CODE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

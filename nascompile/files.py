@@ -1,0 +1,57 @@
+"""Writing output files so that a failure leaves nothing half-written.
+
+Everything is written into a temporary folder inside the target directory and moved into place with
+`os.replace` only once complete; on any error the temporary folder is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import OutputPathError
+
+
+def check_writable_dir(path: Path) -> None:
+    """Raise OutputPathError unless `path`'s directory exists and is writable."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise OutputPathError(f"cannot write {str(path)!r}: directory {str(directory)!r} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot write {str(path)!r}: directory {str(directory)!r} is not writable")
+    if path.is_dir():
+        raise OutputPathError(f"cannot write {str(path)!r}: it is a directory")
+
+
+@contextlib.contextmanager
+def staged_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """Yield temporary paths to write instead of `paths`; on success move them into place together."""
+    finals = [Path(p) for p in paths]
+    for final in finals:
+        check_writable_dir(final)
+    staging_dirs: dict[Path, Path] = {}
+    try:
+        for final in finals:
+            directory = final.parent if str(final.parent) else Path(".")
+            if directory not in staging_dirs:
+                staging_dirs[directory] = Path(tempfile.mkdtemp(prefix=".nascompile-", dir=directory))
+        staged = [staging_dirs[f.parent if str(f.parent) else Path(".")] / f.name for f in finals]
+        yield staged
+        for temp, final in zip(staged, finals):
+            if temp.exists():
+                os.replace(temp, final)
+    except PermissionError as exc:
+        raise OutputPathError(f"cannot write output: {exc}") from None
+    finally:
+        for directory in staging_dirs.values():
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically."""
+    with staged_outputs(path) as (temp,):
+        temp.write_text(text)

@@ -1,0 +1,153 @@
+"""onnxruntime sessions, the parity check against the PyTorch reference, and latency.
+
+`device="cuda"` asks for the CUDA execution provider and fails unless the *created session* really uses
+it: `get_available_providers()` lists CUDA wherever onnxruntime-gpu is installed, even on machines
+without a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .errors import DeviceError, ValidationError
+
+PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+def make_session(model: str | os.PathLike | bytes, device: str = "cpu", threads: int | None = None):
+    """An onnxruntime session on `device` ("cpu" or "cuda"), checked to really run there."""
+    import onnxruntime as ort
+
+    if device not in PROVIDERS:
+        raise DeviceError(f"unknown device {device!r}; use cpu or cuda")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    source = model if isinstance(model, bytes) else str(model)
+    try:
+        session = ort.InferenceSession(source, sess_options=options, providers=PROVIDERS[device])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise DeviceError(f"onnxruntime could not create a {device} session: {str(exc).splitlines()[0]}") from None
+    if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+        raise DeviceError(
+            "CUDA was requested but the onnxruntime session runs on " + ", ".join(session.get_providers()) +
+            "; install onnxruntime-gpu (pip install 'nascompile[gpu]') with a matching CUDA, or use --device cpu")
+    return session
+
+
+def torch_device(device: str) -> torch.device:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("CUDA was requested but torch.cuda.is_available() is False; use --device cpu")
+    return torch.device(device)
+
+
+@dataclass
+class OutputComparison:
+    batch_size: int
+    output: str
+    max_abs: float
+    max_rel: float
+    passed: bool
+
+
+@dataclass
+class ValidationReport:
+    """Per batch size and output: the largest absolute and relative errors, against tolerances."""
+
+    device: str
+    providers: list[str]
+    atol: float
+    rtol: float
+    comparisons: list[OutputComparison] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.comparisons)
+
+    @property
+    def max_abs(self) -> float:
+        return max((c.max_abs for c in self.comparisons), default=0.0)
+
+    @property
+    def max_rel(self) -> float:
+        return max((c.max_rel for c in self.comparisons), default=0.0)
+
+    def summary(self) -> str:
+        lines = [f"validation on {self.device} ({', '.join(self.providers)}), atol={self.atol:g} rtol={self.rtol:g}:"]
+        for c in self.comparisons:
+            verdict = "ok" if c.passed else "FAILED"
+            lines.append(f"  batch {c.batch_size:>3}  {c.output:<10} max abs {c.max_abs:.3g}  max rel {c.max_rel:.3g}  {verdict}")
+        return "\n".join(lines)
+
+
+def compare(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> tuple[float, float, bool]:
+    """(max abs error, max rel error, within |a - e| <= atol + rtol * |e| everywhere)."""
+    if actual.shape != expected.shape:
+        return float("inf"), float("inf"), False
+    a, e = actual.astype(np.float64), expected.astype(np.float64)
+    diff = np.abs(a - e)
+    if diff.size == 0:
+        return 0.0, 0.0, True
+    rel = diff / np.maximum(np.abs(e), np.finfo(np.float32).tiny)
+    ok = bool(np.all(diff <= atol + rtol * np.abs(e)) and np.array_equal(np.isnan(a), np.isnan(e)))
+    return float(np.nanmax(diff)), float(np.nanmax(rel)), ok
+
+
+def random_inputs(example_inputs: Sequence[torch.Tensor], batch_size: int, seed: int) -> list[torch.Tensor]:
+    """Seeded inputs shaped like the examples, with the batch dimension replaced."""
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for example in example_inputs:
+        shape = (batch_size, *example.shape[1:]) if example.dim() else ()
+        if example.is_floating_point():
+            out.append(torch.randn(shape, generator=generator, dtype=example.dtype))
+        else:
+            out.append(example.expand(shape).clone() if example.dim() else example.clone())
+    return out
+
+
+def validate_session(
+    session,
+    reference: Callable[[list[torch.Tensor]], list[torch.Tensor]],
+    example_inputs: Sequence[torch.Tensor],
+    device: str = "cpu",
+    batch_sizes: Sequence[int] = (1, 2),
+    atol: float = 1e-4,
+    rtol: float = 1e-3,
+    seed: int = 0,
+) -> ValidationReport:
+    """Run `session` and `reference` on the same seeded inputs per batch size and compare every output."""
+    report = ValidationReport(device=device, providers=list(session.get_providers()), atol=atol, rtol=rtol)
+    input_names = [i.name for i in session.get_inputs()]
+    output_names = [o.name for o in session.get_outputs()]
+    for index, batch_size in enumerate(batch_sizes):
+        inputs = random_inputs(example_inputs, batch_size, seed + index)
+        expected = reference(inputs)
+        actual = session.run(None, {name: x.numpy() for name, x in zip(input_names, inputs)})
+        if len(expected) != len(actual):
+            raise ValidationError(f"the ONNX model has {len(actual)} outputs, the reference {len(expected)}")
+        for name, a, e in zip(output_names, actual, expected):
+            max_abs, max_rel, ok = compare(np.asarray(a), e.detach().cpu().numpy(), atol, rtol)
+            report.comparisons.append(OutputComparison(batch_size, name, max_abs, max_rel, ok))
+    return report
+
+
+def measure_latency(session, inputs: Sequence[np.ndarray], runs: int = 50, warmup: int = 10) -> float:
+    """Median wall time of one `session.run`, in milliseconds."""
+    feed = {i.name: x for i, x in zip(session.get_inputs(), inputs)}
+    for _ in range(warmup):
+        session.run(None, feed)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
