@@ -46,6 +46,7 @@ class CompileResult:
     lifter: ChoiceLifter
     pipeline: str
     timings: dict[str, float] = field(default_factory=dict)
+    architecture: Any = None  # arch.Architecture: the derived cells (recorded by `expand`)
     lifted_ops: int = 0  # IR nodes right after the lift (choices unexpanded)
     lifted_choices: int = 0
 
@@ -166,4 +167,4 @@ def compile(
         run_pipeline(graph, pipeline, ctx, verify_each=verify_each, print_after=print_after, printer=printer)
     return CompileResult(graph=graph, model=model, example_inputs=inputs, choices=ctx.decisions, lifter=lifter,
                          pipeline=pipeline, timings=dict(ctx.timings), lifted_ops=lifted_ops,
-                         lifted_choices=lifted_choices)
+                         lifted_choices=lifted_choices, architecture=ctx.architecture)

@@ -1,10 +1,12 @@
 """`expand`: replace each decided layer choice by its chosen candidate, lifted into primitive ops.
 
-The lift keeps candidates as module references; only the survivors are traced, here.
+The lift keeps candidates as module references; only the survivors are traced, here. Before expanding,
+the pass records the derived cell structure (`arch.describe`), which is no longer visible afterwards.
 """
 
 from __future__ import annotations
 
+from ..arch import describe
 from ..errors import PipelineError
 from ..frontend import lift_candidate
 from ..ir.graph import Graph
@@ -14,6 +16,8 @@ from .manager import PassContext, PassResult, register_pass
 @register_pass("expand")
 def expand(graph: Graph, ctx: PassContext) -> PassResult:
     nodes = graph.nodes_of("layer_choice")
+    if nodes and ctx.architecture is None:
+        ctx.architecture = describe(graph)  # the cell structure is only visible before expansion
     for node in nodes:
         attrs = graph.attrs(node)
         if attrs.get("chosen") is None:
