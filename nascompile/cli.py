@@ -19,18 +19,27 @@ import torch
 from .errors import INTERNAL_ERROR_EXIT_CODE, InputShapeError, NascompileError
 
 
-def _add_compile_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compile", help="compile a supernet to a discrete ONNX model",
-                       description="Lift SPEC, apply the search's decisions, emit ONNX and optionally validate it.")
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Options that say which supernet to compile and how: shared by every subcommand that compiles."""
     p.add_argument("spec", metavar="SPEC", help="path/to/file.py (calls its build()) or package.module:factory")
-    p.add_argument("-o", "--output", required=True, help="where to write the ONNX model")
     p.add_argument("--weights", help="state dict to load into the supernet (torch.load with weights_only=True)")
     p.add_argument("--input-shape", action="append", metavar="1,3,32,32",
                    help="shape of an example input (repeat for several inputs); default: the SPEC's example_inputs()")
+    p.add_argument("--seed", type=int, default=0, help="seed of the example inputs made from --input-shape")
     p.add_argument("--pipeline", help="pass pipeline, e.g. 'darts-choice,finalize{rank=logit},dce,expand,infer-shapes'")
     p.add_argument("--max-final-edges", type=int, default=2, help="edges kept per aggregation node by finalize (default 2)")
     p.add_argument("--rank", choices=("darts", "logit", "renorm"), default="darts",
                    help="edge rank convention for finalize (default darts)")
+    p.add_argument("--print-after", action="append", metavar="PASS", help="print the IR after PASS (or 'all') to stderr")
+    p.add_argument("--verify-each", action="store_true", help="check every pass with the IR interpreter")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+
+def _add_compile_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compile", help="compile a supernet to a discrete ONNX model",
+                       description="Lift SPEC, apply the search's decisions, emit ONNX and optionally validate it.")
+    add_model_arguments(p)
+    p.add_argument("-o", "--output", required=True, help="where to write the ONNX model")
     p.add_argument("--validate", action="store_true", help="compare onnxruntime with the PyTorch reference; "
                    "the file is only written if it matches")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for validation (default cpu)")
@@ -38,12 +47,8 @@ def _add_compile_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance of validation (default 1e-3)")
     p.add_argument("--batch-sizes", default="1,2", help="batch sizes validated (default 1,2)")
     p.add_argument("--decisions", metavar="FILE", help="also write the decisions (NNI exported-architecture JSON)")
-    p.add_argument("--print-after", action="append", metavar="PASS", help="print the IR after PASS (or 'all') to stderr")
-    p.add_argument("--verify-each", action="store_true", help="check every pass with the IR interpreter")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
     p.add_argument("--static-batch", action="store_true", help="fix the batch dimension instead of leaving it symbolic")
-    p.add_argument("--seed", type=int, default=0, help="seed of the example inputs made from --input-shape")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +88,7 @@ def _batch_sizes(text: str) -> list[int]:
     return sizes
 
 
-def _print_summary(result, report, args, seconds: float, params_before: int) -> None:
+def _print_summary(result, report, seconds: float, params_before: int) -> None:
     decisions = result.decisions
     width = max((len(k) for k in decisions), default=0)
     print(f"decisions ({len(decisions)} choices):")
@@ -99,16 +104,18 @@ def _print_summary(result, report, args, seconds: float, params_before: int) -> 
     print(f"done in {seconds:.2f} s")
 
 
-def _run_compile(args: argparse.Namespace) -> int:
+def compile_from_args(args: argparse.Namespace):
+    """Load the SPEC (and weights), make the example inputs and compile: the shared front half of commands.
+
+    Returns (compile result, supernet parameter count).
+    """
     from .compiler import compile as compile_model
     from .spec import load_spec, load_weights
 
-    start = time.perf_counter()
     loaded = load_spec(args.spec)
     if args.weights:
         load_weights(loaded.model, args.weights)
     inputs = _example_inputs(args, loaded)
-    batch_sizes = _batch_sizes(args.batch_sizes)
     params_before = sum(p.numel() for p in loaded.model.parameters())
 
     def print_ir(pass_name: str, text: str) -> None:
@@ -120,19 +127,29 @@ def _run_compile(args: argparse.Namespace) -> int:
                            printer=print_ir)
     for warning in result.warnings + result.choices.ties():
         print(f"warning: {warning}", file=sys.stderr)
+    return result, params_before
+
+
+def _run_compile(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    batch_sizes = _batch_sizes(args.batch_sizes)
+    result, params_before = compile_from_args(args)
     report = result.save(args.output, decisions_path=args.decisions, validate=args.device if args.validate else None,
                          opset=args.opset, dynamic_batch=not args.static_batch, batch_sizes=batch_sizes,
                          atol=args.atol, rtol=args.rtol)
     if not args.quiet:
-        _print_summary(result, report, args, time.perf_counter() - start, params_before)
+        _print_summary(result, report, time.perf_counter() - start, params_before)
     return 0
+
+
+COMMANDS = {"compile": _run_compile}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"compile": _run_compile}[args.command](args)
+        return COMMANDS[args.command](args)
     except NascompileError as exc:
         print(f"nascompile: {exc.kind}: {exc}", file=sys.stderr)
         return exc.exit_code
