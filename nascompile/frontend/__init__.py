@@ -26,6 +26,14 @@ def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor],
          recognizers: list[Recognizer] | None = None) -> tuple[Graph, ChoiceLifter]:
     """Trace `model` into an IR graph; returns the graph and the recognizers used (for later passes)."""
     lifter = ChoiceLifter(recognizers if recognizers is not None else default_recognizers())
+    if type(model) in _MODULES:  # a bare torch.nn layer: nothing to trace
+        graph = Graph()
+        graph.graph["root"] = model
+        cx = Converter(graph, model, "", lifter)
+        args = [V(graph.add_op("input", name="input", attrs={"index": i})) for i in range(len(example_inputs))]
+        graph.add_op("output", [cx.operand(convert_module(cx, model, tuple(args), {})).node], name="output")
+        cx.record_input_meta(tuple(example_inputs))
+        return graph, lifter
     fx_graph = LiftTracer(lifter.claims).trace_module(model, "")
     placeholders = [n for n in fx_graph.nodes if n.op == "placeholder"]
     if len(placeholders) != len(example_inputs):

@@ -135,8 +135,8 @@ class Converter:
             self.fx_node = node
             if node.op == "placeholder":
                 index = placeholders.index(node)
-                env[node] = inputs[index] if inputs is not None else V(self.graph.add_op(
-                    "input", name=node.name, attrs={"index": index}, meta={"source": ""}))
+                env[node] = inputs[index] if inputs is not None else V(self.graph.add_op(  # named like forward's argument
+                    "input", name=str(node.target).lstrip("*"), attrs={"index": index}, meta={"source": ""}))
                 continue
             if node.op == "output":
                 outputs = flatten_outputs(_load(node.args[0], env))

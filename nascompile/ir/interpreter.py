@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import IRError
+from ..errors import InputShapeError, IRError, NascompileError
 from ..nn import reduce_inputs
 from .graph import Graph
 
@@ -148,12 +148,21 @@ class Interpreter:
             if op == "output":
                 result = args
                 continue
-            if op == "layer_choice":
-                value = self.layer_choice(node, args)
-            elif op == "input_choice":
-                value = reduce_inputs(args, data["attrs"]["reduction"])
-            else:
-                value = _KERNELS[op](*args, **data["attrs"], params=data["params"])
+            try:
+                if op == "layer_choice":
+                    value = self.layer_choice(node, args)
+                elif op == "input_choice":
+                    value = reduce_inputs(args, data["attrs"]["reduction"])
+                else:
+                    value = _KERNELS[op](*args, **data["attrs"], params=data["params"])
+            except NascompileError:
+                raise
+            except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+                shapes = [list(a.shape) if isinstance(a, torch.Tensor) else a for a in args]
+                source = data["meta"].get("source") or "<model>"
+                raise InputShapeError(
+                    f"{op} at module {source!r} (node %{node}) fails on its inputs of shape {shapes}: "
+                    f"{str(exc).splitlines()[0]}. Does the input shape fit the model?") from None
             values[node] = value
             if on_value is not None:
                 on_value(node, value)
