@@ -105,6 +105,10 @@ def test_validation_failure_exits_11_and_writes_nothing(tmp_path):
     ("def build():\n    return 42\n", 3, "returned a int, not a torch.nn.Module"),
     ("import nonexistent_module_xyz\n", 3, "importing .* failed: ModuleNotFoundError"),
     (NAN_SPEC, 6, "layer choice 'edge0'.*non-finite logits at positions \\[1\\]"),
+    ("import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        return torch.fft.fft(x).real\n"
+     "def build():\n    return M()\n", 8, "operation .*fft.* has no ONNX lowering"),
+    ("import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        return x if x.sum() > 0 else -x\n"
+     "def build():\n    return M()\n", 5, "cannot lift module 'M': its forward branches"),
 ])
 def test_bad_specs(tmp_path, text, code, message):
     spec = str(tmp_path / "missing.py") if text is None else write_spec(tmp_path, text)

@@ -17,7 +17,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from ..errors import TraceError
+from ..errors import LoweringError, TraceError
 from ..ir.graph import Graph
 from ..ir.text import dtype_name
 
@@ -86,6 +86,11 @@ class Converter:
     def fail(self, message: str) -> TraceError:
         where = self.where or "<model>"
         return TraceError(f"at module {where!r}: {message}")
+
+    def unsupported(self, what: str, hint: str = "") -> LoweringError:
+        """An operation nascompile has no IR op / ONNX lowering for."""
+        where = self.where or "<model>"
+        return LoweringError(f"at module {where!r}: {what} has no ONNX lowering in nascompile{hint}")
 
     def emit(self, op: str, inputs=(), *, attrs=None, params=None, name: str | None = None) -> V:
         """Add an IR node for the operation being converted."""

@@ -44,7 +44,8 @@ def convert_call(cx: Converter, node: fx.Node, args: tuple, kwargs: dict) -> Any
         if module and module not in ("_operator", "builtins"):
             label = f"{module}.{label}"
     if fn is None:
-        raise cx.fail(f"operation {label} is not supported by nascompile's lift")
+        raise cx.unsupported(f"operation {label}", "; rewrite it with supported torch ops or make its module a "
+                                                   "candidate that loses")
     try:
         return fn(cx, *args, **kwargs)
     except TypeError as exc:

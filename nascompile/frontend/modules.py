@@ -31,8 +31,8 @@ def convert_module(cx: Converter, module: nn.Module, args: tuple, kwargs: dict) 
         (fn for t, fn in _MODULES.items() if isinstance(module, t)), None)
     if fn is None:
         supported = ", ".join(sorted(t.__name__ for t in _MODULES))
-        raise cx.fail(f"module type {type(module).__module__}.{type(module).__name__} cannot be lifted "
-                      f"(supported torch.nn modules: {supported})")
+        raise cx.unsupported(f"module type {type(module).__module__}.{type(module).__name__}",
+                             f" (supported torch.nn layers: {supported})")
     if kwargs:
         raise cx.fail(f"{type(module).__name__} is called with keyword arguments {sorted(kwargs)}")
     return fn(cx, module, *args)
