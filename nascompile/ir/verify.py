@@ -10,7 +10,7 @@ from __future__ import annotations
 import networkx as nx
 
 from ..errors import IRError
-from ..nn import REDUCTIONS
+from ..nn import REDUCTIONS, is_plain_int
 from .graph import Graph
 from .ops import OPS, REQUIRED
 
@@ -26,10 +26,6 @@ def _check_ports(graph: Graph, node: str) -> int:
         raise IRError(f"{_where(graph, node)} has argument ports {ports}; they must be 0..{len(ports) - 1} "
                       "with no gaps or duplicates (a dangling or doubled edge)")
     return len(ports)
-
-
-def _is_index(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_label(where: str, label: object) -> None:
@@ -54,7 +50,7 @@ def _check_layer_choice(graph: Graph, node: str) -> None:
         raise IRError(f"{where}: logits have shape {list(logits.shape)}, expected [{len(candidates)}]")
     for key in ("zero", "chosen"):
         value = attrs.get(key)
-        if value is not None and not (_is_index(value) and 0 <= value < len(candidates)):
+        if value is not None and not (is_plain_int(value) and 0 <= value < len(candidates)):
             raise IRError(f"{where}: `{key}`={value!r} is not a candidate index")
     for i, module in enumerate(modules):
         if module is None and i != attrs.get("zero"):
@@ -72,7 +68,7 @@ def _check_input_choice(graph: Graph, node: str, n_inputs: int) -> None:
             not all(key is None or isinstance(key, str) for key in choose_from):
         raise IRError(f"{where}: `choose_from` must name one label (or null) per input ({n_inputs})")
     n_chosen = attrs.get("n_chosen")
-    if n_chosen is not None and not (_is_index(n_chosen) and 1 <= n_chosen <= n_inputs):
+    if n_chosen is not None and not (is_plain_int(n_chosen) and 1 <= n_chosen <= n_inputs):
         raise IRError(f"{where}: n_chosen={n_chosen!r} must be null or between 1 and {n_inputs}")
     if attrs.get("reduction") not in REDUCTIONS:
         raise IRError(f"{where}: reduction {attrs.get('reduction')!r} is not one of {REDUCTIONS}")
