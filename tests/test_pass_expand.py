@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from nascompile import nn as nc
-from nascompile.errors import PipelineError
+from nascompile.errors import IRError, PipelineError
 from nascompile.frontend import ChoiceLifter
 from nascompile.frontend.recognizers import default_recognizers
 from nascompile.ir import parse_graph, print_graph, run_graph
@@ -111,3 +111,11 @@ def test_a_graph_without_layer_choices_is_unchanged():
     ctx = context()
     assert not expand(graph, ctx).changed
     assert print_graph(graph) == text and ctx.architecture is None
+
+
+def test_a_candidate_path_missing_from_the_supernet_is_an_ir_error():
+    line = choice_line("lc", "x", "chosen=0, ").replace('"lc.candidates.relu"', '"lc.candidates.nope"')
+    with pytest.raises(IRError, match="has no submodule 'lc.candidates.nope'"):
+        expand(graph_of(line, "  %s = relu(%lc)"), context())
+    with pytest.raises(IRError, match="has no submodule 'lc.candidates.nope'"):
+        run_graph(graph_of(line, "  %s = relu(%lc)"), (torch.randn(1, 2, 3, 3),))
