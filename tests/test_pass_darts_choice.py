@@ -246,3 +246,22 @@ def test_a_shared_label_dropped_in_one_cell_only_stays_in_the_other():
     by_path = ctx.decisions.by_path()
     assert by_path["cells.0.t"] == [] and by_path["cells.1.t"] == "a"
     assert ctx.decisions.to_nni()["n1"] == ["s", "t"]
+
+
+def test_input_choices_sharing_a_label_must_agree():
+    # One label is one decision; with n_chosen 1 in cell 0 and 2 in cell 1 the two cells would keep different
+    # inputs under one exported decision (and the reference, fixed by label, would differ from the IR).
+    old = 'label="n", n_chosen=1, reduction="sum"} loc("cells.1.n")'
+    text = two_cells()
+    assert old in text
+    with pytest.raises(ChoiceError) as info:
+        run_pass(darts_choice, text.replace(old, 'label="n", n_chosen=2, reduction="sum"} loc("cells.1.n")'))
+    message = str(info.value)
+    assert "input choices 'cells.0.n' and 'cells.1.n' share label 'n' but differ" in message
+    assert "n_chosen" in message
+
+
+def test_a_label_naming_both_a_layer_choice_and_an_input_choice_is_refused():
+    text = cell(k="null").replace('label="n"', 'label="e0"')
+    with pytest.raises(ChoiceError, match="label 'e0' names both a layer choice and an input choice"):
+        run_pass(darts_choice, text)
