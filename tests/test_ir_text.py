@@ -6,9 +6,15 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import nascompile
 from nascompile.errors import IRError
+from nascompile.frontend import lift
 from nascompile.ir import Graph, graphs_equal, parse_graph, print_graph
+
+from conftest import example
 
 # Every kind of value the text form has: NaN/inf floats (attr and tensor), nested and empty lists, a string
 # with quotes and a backslash, bool and null attributes, a 0-d and an empty tensor, an int tensor, a bool
@@ -156,6 +162,29 @@ def test_graphs_equal_sees_a_different_node_set():
     assert not graphs_equal(parse_graph(BASE), parse_graph(other))
 
 
+def test_attributes_left_to_their_defaults_compare_equal_to_written_defaults():
+    a, b = Graph(), Graph()
+    for graph, attrs in ((a, {}), (b, {"value": None})):
+        graph.add_op("input", name="x", attrs={"index": 0}, meta={"source": ""})
+        graph.add_op("constant", name="k", attrs=attrs, params={"value": torch.ones(2)})
+        graph.add_op("output", ["x", "k"], name="output")
+    assert graphs_equal(a, b)
+    assert graphs_equal(a, parse_graph(print_graph(a, values=True)))  # an empty source prints as no loc(...)
+
+
+@pytest.mark.parametrize("compile_it", [False, True], ids=["lifted", "compiled"])
+@pytest.mark.parametrize("name, kwargs", [("darts_cnn", {"n_layers": 2}), ("nb201_cell", {})])
+def test_real_graphs_round_trip(name, kwargs, compile_it):
+    module = example(name)
+    model = module.build(**kwargs)
+    graph = nascompile.compile(model, module.example_inputs()).graph if compile_it else \
+        lift(model, module.example_inputs())[0]
+    text = print_graph(graph, values=True)
+    again = parse_graph(text)
+    assert graphs_equal(graph, again)
+    assert print_graph(again, values=True) == print_graph(parse_graph(print_graph(again, values=True)), values=True)
+
+
 # --- parse errors -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("text, line, column, words", [
     ("graph {\n  %x = input() {index=0}\n  %y = frobnicate(%x)\n  %output = output(%y)\n}\n",
@@ -195,3 +224,28 @@ def test_parse_verifies_unless_told_not_to():
 def test_parse_refuses_non_text():
     with pytest.raises(IRError, match="must be a str"):
         parse_graph(b"graph {}")
+
+
+# --- property: any attribute value and tensor round-trips ------------------------------------------
+ATTR_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4),
+    max_leaves=12,
+)
+FLOAT32 = st.floats(width=32, allow_nan=True, allow_infinity=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(attrs=st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), ATTR_VALUES, max_size=4),
+       values=st.lists(FLOAT32, min_size=1, max_size=6))
+def test_any_attribute_value_and_float32_tensor_round_trip(attrs, values):
+    graph = Graph()
+    x = graph.add_op("input", name="x", attrs={"index": 0})
+    k = graph.add_op("constant", name="k", params={"value": torch.tensor(values, dtype=torch.float32)})
+    s = graph.add_op("sum", [x, x, k], name="s", attrs=attrs)
+    graph.add_op("output", [s], name="output")
+    text = print_graph(graph, values=True)
+    again = parse_graph(text)
+    assert graphs_equal(graph, again), text
+    assert print_graph(again, values=True) == text
