@@ -265,3 +265,11 @@ def test_a_label_naming_both_a_layer_choice_and_an_input_choice_is_refused():
     text = cell(k="null").replace('label="n"', 'label="e0"')
     with pytest.raises(ChoiceError, match="label 'e0' names both a layer choice and an input choice"):
         run_pass(darts_choice, text)
+
+
+def test_a_layer_choice_reaching_a_dropped_input_through_another_op_is_dropped():
+    # NNI drops by choose_from label (`result[src_key] = zeros`), not by wiring: e2 is dropped by n even though
+    # a relu sits between it and n (as NNI's DARTS example puts drop_path there), so its decision is [].
+    text = cell().replace("%n = input_choice(%e0, %e1, %e2)", "%r2 = relu(%e2)\n  %n = input_choice(%e0, %e1, %r2)")
+    _, ctx, _ = run_pass(darts_choice, text)
+    assert ctx.decisions.to_nni() == {"e0": "b", "e1": "a", "e2": [], "n": ["e0", "e1"]}
