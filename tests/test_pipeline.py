@@ -9,7 +9,7 @@ from torch import nn
 import nascompile
 from nascompile import nn as nc
 from nascompile.errors import ChoiceError, IRError, PipelineError, VerifyEachError
-from nascompile.ir import parse_graph, print_graph
+from nascompile.ir import parse_graph
 from nascompile.passes import PassContext, PassResult, available_passes, parse_pipeline, register_pass, run_pipeline
 from nascompile.passes import manager
 
