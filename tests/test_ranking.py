@@ -71,9 +71,9 @@ def test_choose_refuses_non_finite_logits_naming_the_label(bad, positions):
 
 
 def test_choose_computes_in_the_logits_dtype():
-    # 1e-8 is below float32's resolution near 1: exp(1e-8) == 1 in float32, so the two candidates tie there
-    # (as the float32 reference frameworks would see it), while in float64 the second one wins.
-    values = [0.0, 1e-8, -3.0]
+    # 1 + 1e-8 is 1 in float32 (the spacing there is 1.2e-7), so the two candidates tie there, as the float32
+    # reference frameworks would see them, while in float64 the second one wins.
+    values = [1.0, 1.0 + 1e-8, -3.0]
     assert choose(torch.tensor(values, dtype=torch.float32), zero=2, label="e").tie == [0, 1]
     f64 = choose(torch.tensor(values, dtype=torch.float64), zero=2, label="e")
     assert f64.chosen == 1 and f64.tie == []
