@@ -31,6 +31,11 @@ REDUCTIONS = ("sum", "mean", "concat", "none")
 DROPPED: list = []
 
 
+def is_plain_int(value: Any) -> bool:
+    """An int that is not a bool (True would otherwise pass as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def reduce_inputs(tensors: Sequence[torch.Tensor], reduction: str) -> Any:
     """Reduce the selected inputs of an input choice (shared by the modules and the IR interpreter)."""
     if reduction == "none":
@@ -97,7 +102,7 @@ class LayerChoice(nn.Module):
             if choice:
                 raise ChoiceError(f"LayerChoice {self.label!r}: a fixed choice is one name or [], got {choice!r}.")
             self._fixed = -1
-        elif isinstance(choice, int) and 0 <= choice < len(self.names):
+        elif is_plain_int(choice) and 0 <= choice < len(self.names):
             self._fixed = choice
         elif isinstance(choice, str) and choice in self.names:
             self._fixed = self.names.index(choice)
@@ -143,7 +148,7 @@ class InputChoice(nn.Module):
             if choose_from is None:
                 raise ChoiceError(f"{where} needs n_candidates or choose_from.")
             n_candidates = len(choose_from)
-        if not isinstance(n_candidates, int) or n_candidates < 1:
+        if not is_plain_int(n_candidates) or n_candidates < 1:
             raise ChoiceError(f"{where}: n_candidates must be a positive int, got {n_candidates!r}.")
         if choose_from is None:
             choose_from = [None] * n_candidates
@@ -152,7 +157,7 @@ class InputChoice(nn.Module):
             raise ChoiceError(
                 f"{where}: choose_from has {len(choose_from)} labels but n_candidates is {n_candidates}."
             )
-        if n_chosen is not None and (not isinstance(n_chosen, int) or not 1 <= n_chosen <= n_candidates):
+        if n_chosen is not None and (not is_plain_int(n_chosen) or not 1 <= n_chosen <= n_candidates):
             raise ChoiceError(
                 f"{where}: n_chosen={n_chosen!r} must be None or an int between 1 and n_candidates={n_candidates}."
             )
@@ -240,7 +245,7 @@ def _input_positions(choice: InputChoice, kept: Sequence[str | int]) -> list[int
     """Map a decision's kept inputs (labels from `choose_from`, or positions) to positions."""
     positions = []
     for item in kept:
-        if isinstance(item, int) and not isinstance(item, bool):
+        if is_plain_int(item):
             positions.append(item)
         elif item in choice.choose_from:
             positions.append(choice.choose_from.index(item))

@@ -52,7 +52,7 @@ def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor],
 
 def lift_candidate(graph: Graph, lifter: ChoiceLifter, path: str, inputs: list[str]) -> str:
     """Lift the module at `path` (under the graph's root) into `graph`, reading `inputs`; returns its output."""
-    module = graph.root.get_submodule(path)
+    module = graph.submodule(path)
     cx = Converter(graph, module, path, lifter)
     args = [V(node) for node in inputs]
     if type(module) in _MODULES:  # a plain layer: no tracing needed

@@ -102,6 +102,17 @@ class Graph(nx.MultiDiGraph):
         """The module whose submodules the layer choices' candidate paths name, if any."""
         return self.graph.get("root")
 
+    def submodule(self, path: str) -> nn.Module:
+        """The module at `path` under the root; IRError when there is no root or no such module."""
+        from ..errors import IRError
+
+        if self.root is None:
+            raise IRError(f"the graph has no root module to find {path!r} in")
+        try:
+            return self.root.get_submodule(path)
+        except AttributeError:
+            raise IRError(f"the graph's root module ({type(self.root).__name__}) has no submodule {path!r}") from None
+
     # --- rewriting --------------------------------------------------------------------------------
     def set_inputs(self, node: str, inputs: Iterable[str]) -> None:
         """Replace all arguments of `node`."""

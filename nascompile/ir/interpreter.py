@@ -109,7 +109,7 @@ class Interpreter:
         root = self.graph.root
         if root is None:
             raise IRError(f"node %{node} needs module {path!r}, but the graph has no root module to run it")
-        return root.get_submodule(path)
+        return self.graph.submodule(path)
 
     def layer_choice(self, node: str, args: Sequence[Any]) -> Any:
         attrs = self.graph.attrs(node)

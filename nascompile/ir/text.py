@@ -286,17 +286,20 @@ def parse_graph(text: str, verify: bool = True) -> Graph:
 
 
 def graphs_equal(a: Graph, b: Graph) -> bool:
-    """Same nodes, ops, attributes, parameters (exactly), meta and edges, whatever the insertion order."""
+    """Same nodes, ops, attributes, parameters (exactly), meta and edges, whatever the insertion order.
+
+    Compared as the text form sees them: an attribute left to its op's default equals the default written
+    out, and an empty source location equals none.
+    """
     if set(a.nodes) != set(b.nodes):
         return False
     for node in a.nodes:
         da, db = a.nodes[node], b.nodes[node]
         if da["op"] != db["op"] or a.inputs(node) != b.inputs(node):
             return False
-        if format_value(_attr_items(da["attrs"])) != format_value(_attr_items(db["attrs"])):
+        if format_value(_attr_items(da["op"], da["attrs"])) != format_value(_attr_items(db["op"], db["attrs"])):
             return False
-        if {k: da["meta"].get(k) for k in ("shape", "dtype", "source")} != \
-                {k: db["meta"].get(k) for k in ("shape", "dtype", "source")}:
+        if _meta_items(da["meta"]) != _meta_items(db["meta"]):
             return False
         pa, pb = da["params"], db["params"]
         if pa.keys() != pb.keys() or not all(tensors_identical(pa[k], pb[k]) for k in pa):
@@ -313,6 +316,12 @@ def tensors_identical(a: torch.Tensor, b: torch.Tensor) -> bool:
     return bool(torch.equal(a, b))
 
 
-def _attr_items(attrs: dict[str, Any]) -> list:
+def _attr_items(op: str, attrs: dict[str, Any]) -> list:
     # format_value compares nan equal to nan, which == would not
+    if op in OPS:
+        attrs = with_defaults(op, attrs)
     return [[k, attrs[k]] for k in sorted(attrs)]
+
+
+def _meta_items(meta: dict[str, Any]) -> dict[str, Any]:
+    return {"shape": meta.get("shape"), "dtype": meta.get("dtype"), "source": meta.get("source") or None}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import networkx as nx
 
 from ..errors import IRError
-from ..nn import REDUCTIONS
+from ..nn import REDUCTIONS, is_plain_int
 from .graph import Graph
 from .ops import OPS, REQUIRED
 
@@ -28,21 +28,33 @@ def _check_ports(graph: Graph, node: str) -> int:
     return len(ports)
 
 
+def _check_label(where: str, label: object) -> None:
+    if not isinstance(label, str):
+        raise IRError(f"{where}: the label must be a string")
+
+
 def _check_layer_choice(graph: Graph, node: str) -> None:
     attrs = graph.attrs(node)
     candidates, modules = attrs["candidates"], attrs["modules"]
     where = f"{_where(graph, node)}, layer choice {attrs['label']!r}"
+    _check_label(where, attrs["label"])
     if not isinstance(candidates, list) or not candidates or not all(isinstance(c, str) for c in candidates):
         raise IRError(f"{where}: `candidates` must be a non-empty list of names")
-    if not isinstance(modules, list) or len(modules) != len(candidates):
+    if len(set(candidates)) != len(candidates):
+        raise IRError(f"{where}: candidate names repeat ({candidates}); a decision names one candidate")
+    if not isinstance(modules, list) or len(modules) != len(candidates) or \
+            not all(m is None or isinstance(m, str) for m in modules):
         raise IRError(f"{where}: `modules` must list one module path (or null) per candidate")
     logits = graph.params(node)["logits"]
     if tuple(logits.shape) != (len(candidates),):
         raise IRError(f"{where}: logits have shape {list(logits.shape)}, expected [{len(candidates)}]")
     for key in ("zero", "chosen"):
         value = attrs.get(key)
-        if value is not None and not (isinstance(value, int) and 0 <= value < len(candidates)):
+        if value is not None and not (is_plain_int(value) and 0 <= value < len(candidates)):
             raise IRError(f"{where}: `{key}`={value!r} is not a candidate index")
+    for i, module in enumerate(modules):
+        if module is None and i != attrs.get("zero"):
+            raise IRError(f"{where}: candidate {candidates[i]!r} has no module; only the zero slot may be null")
     if attrs.get("chosen") is not None and attrs["chosen"] == attrs.get("zero"):
         raise IRError(f"{where}: the zero op cannot be the chosen candidate")
 
@@ -50,10 +62,13 @@ def _check_layer_choice(graph: Graph, node: str) -> None:
 def _check_input_choice(graph: Graph, node: str, n_inputs: int) -> None:
     attrs = graph.attrs(node)
     where = f"{_where(graph, node)}, input choice {attrs['label']!r}"
-    if not isinstance(attrs["choose_from"], list) or len(attrs["choose_from"]) != n_inputs:
+    _check_label(where, attrs["label"])
+    choose_from = attrs["choose_from"]
+    if not isinstance(choose_from, list) or len(choose_from) != n_inputs or \
+            not all(key is None or isinstance(key, str) for key in choose_from):
         raise IRError(f"{where}: `choose_from` must name one label (or null) per input ({n_inputs})")
     n_chosen = attrs.get("n_chosen")
-    if n_chosen is not None and not (isinstance(n_chosen, int) and 1 <= n_chosen <= n_inputs):
+    if n_chosen is not None and not (is_plain_int(n_chosen) and 1 <= n_chosen <= n_inputs):
         raise IRError(f"{where}: n_chosen={n_chosen!r} must be null or between 1 and {n_inputs}")
     if attrs.get("reduction") not in REDUCTIONS:
         raise IRError(f"{where}: reduction {attrs.get('reduction')!r} is not one of {REDUCTIONS}")

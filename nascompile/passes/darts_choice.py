@@ -82,8 +82,15 @@ def decide_input_choice(graph: Graph, node: str, ctx: PassContext, strengths: di
         ctx.decisions.input[label] = InputDecision(
             label=label, choose_from=list(choose_from), n_chosen=attrs.get("n_chosen"),
             reduction=attrs["reduction"], weights=weights, kept=kept, tie=tie, paths=[_source(graph, node)])
-    else:
-        record.paths.append(_source(graph, node))
+        return kept
+    mine = {"choose_from": list(choose_from), "n_chosen": attrs.get("n_chosen"), "reduction": attrs["reduction"]}
+    differ = [f"{key} ({getattr(record, key)!r} vs {value!r})" for key, value in mine.items()
+              if getattr(record, key) != value]
+    if differ:
+        raise ChoiceError(
+            f"input choices {record.paths[0]!r} and {_source(graph, node)!r} share label {label!r} but differ in "
+            f"{', '.join(differ)}; one label is one decision, so give them distinct labels")
+    record.paths.append(_source(graph, node))
     return kept
 
 
@@ -107,6 +114,10 @@ def _drop_feeders(graph: Graph, ctx: PassContext, dropped: dict[str, list[str]])
 
 @register_pass("darts-choice")
 def darts_choice(graph: Graph, ctx: PassContext) -> PassResult:
+    clash = set(_group_by_label(graph, "layer_choice")) & set(_group_by_label(graph, "input_choice"))
+    if clash:
+        raise ChoiceError(f"label {sorted(clash)[0]!r} names both a layer choice and an input choice; their "
+                          "decisions would overwrite each other, so give them distinct labels")
     overlay = Overlay()
     decided = decide_layer_choices(graph, ctx, overlay)
     strengths = {label: d.strength for label, d in decided.items()}

@@ -16,14 +16,16 @@ from .manager import PassContext, PassResult, register_pass
 @register_pass("expand")
 def expand(graph: Graph, ctx: PassContext) -> PassResult:
     nodes = graph.nodes_of("layer_choice")
+    for node in nodes:
+        if graph.attrs(node).get("chosen") is None:
+            label = graph.attrs(node)["label"]
+            raise PipelineError(f"expand found the undecided layer choice {label!r}; run darts-choice first")
+    if nodes and (graph.root is None or ctx.lifter is None):
+        raise PipelineError("expand needs the supernet module (the graph was not lifted from a model)")
     if nodes and ctx.architecture is None:
         ctx.architecture = describe(graph)  # the cell structure is only visible before expansion
     for node in nodes:
         attrs = graph.attrs(node)
-        if attrs.get("chosen") is None:
-            raise PipelineError(f"expand found the undecided layer choice {attrs['label']!r}; run darts-choice first")
-        if graph.root is None or ctx.lifter is None:
-            raise PipelineError("expand needs the supernet module (the graph was not lifted from a model)")
         output = lift_candidate(graph, ctx.lifter, attrs["modules"][attrs["chosen"]], graph.inputs(node))
         graph.replace_uses(node, output)
         graph.remove_node(node)

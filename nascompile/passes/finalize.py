@@ -16,7 +16,7 @@ from ..errors import ChoiceError, PipelineError
 from ..ir.graph import Graph
 from ..ir.interpreter import Overlay
 from .manager import PassContext, PassResult, register_pass
-from .ranking import RANK_CONVENTIONS, edge_rank, top_k
+from .ranking import RANK_CONVENTIONS, check_logits, edge_rank, top_k
 
 
 def _ranked_edge(graph: Graph, producer: str, rank: str) -> tuple[str, float] | None:
@@ -26,7 +26,9 @@ def _ranked_edge(graph: Graph, producer: str, rank: str) -> tuple[str, float] | 
     attrs = graph.attrs(producer)
     if attrs.get("chosen") is None:
         raise PipelineError(f"finalize found the undecided layer choice {attrs['label']!r}; run darts-choice first")
-    return attrs["label"], edge_rank(graph.params(producer)["logits"], attrs["chosen"], attrs.get("zero"), rank)
+    logits = graph.params(producer)["logits"]
+    check_logits(logits, attrs["label"], graph.meta(producer).get("source") or f"%{producer}")
+    return attrs["label"], edge_rank(logits, attrs["chosen"], attrs.get("zero"), rank)
 
 
 @register_pass("finalize")
