@@ -222,3 +222,43 @@ def test_verify_each_passes_on_correct_passes():
     assert seen == ["darts-choice", "finalize", "dce", "expand", "dce", "infer-shapes"]
     assert result.decisions == {"e0": "neg", "e1": [], "e2": [], "e3": "relu", "n": ["e0"]}
     assert "avg_pool2d" not in result.graph.count_ops()
+
+
+def test_a_trailing_comma_is_a_missing_pass():
+    with pytest.raises(PipelineError, match="ends with a comma"):
+        parse_pipeline("dce,")
+
+
+def test_print_after_a_pass_the_pipeline_does_not_run_is_refused():
+    with pytest.raises(PipelineError, match=r"print-after names \['expand'\], which the pipeline does not run"):
+        run_pipeline(parse_graph(RELU), "dce", PassContext(), print_after={"expand"}, printer=lambda *a: None)
+
+
+def test_verify_each_compares_the_tensors_inside_list_outputs(test_pass):
+    packed = "graph {\n  %x = input() {index=0}\n  %r = relu(%x)\n  %l = pack(%x, %r)\n  %output = output(%l)\n}\n"
+
+    def swap(graph, ctx):
+        graph.set_inputs("l", ["r", "x"])
+        return PassResult(changed=True)
+
+    test_pass("swap-list", swap)
+    with pytest.raises(VerifyEachError, match="pass 'swap-list' changed what the graph computes: output 0"):
+        run_pipeline(parse_graph(packed), "swap-list", PassContext(example_inputs=(torch.randn(2, 3),)), verify_each=True)
+
+
+def test_a_nested_choice_inside_the_chosen_candidate_is_refused():
+    class Net(nc.Supernet):
+        def __init__(self):
+            super().__init__()
+            inner = nc.LayerChoice([nn.ReLU(), nn.Sigmoid()], label="inner")
+            self.outer = nc.LayerChoice({"nested": inner, "skip": nn.Identity()}, label="outer")
+
+        def forward(self, x):
+            return self.outer(x)
+
+    net = Net()
+    with torch.no_grad():
+        net.outer.alpha.copy_(torch.tensor([5.0, 0.0, 0.0]))
+    with pytest.raises(ChoiceError, match="candidate 'outer.candidates.nested' of layer choice 'outer' contains the "
+                                          "choice 'inner': nested choices are not supported"):
+        nascompile.compile(net, (torch.randn(1, 3),))

@@ -17,6 +17,8 @@ from typing import Any
 import networkx as nx
 from torch import nn
 
+from .ops import OPS, with_defaults
+
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
@@ -50,7 +52,8 @@ class Graph(nx.MultiDiGraph):
     ) -> str:
         """Add one operation whose arguments are `inputs` (in port order); returns its name."""
         node = self.fresh_name(name or op)
-        self.add_node(node, op=op, attrs=dict(attrs or {}), params=dict(params or {}), meta=dict(meta or {}))
+        attrs = with_defaults(op, dict(attrs or {})) if op in OPS else dict(attrs or {})  # canonical, as parsed
+        self.add_node(node, op=op, attrs=attrs, params=dict(params or {}), meta=dict(meta or {}))
         for port, src in enumerate(inputs):
             self.add_edge(src, node, port=port)
         return node

@@ -6,11 +6,13 @@
    strength p[chosen] (a label that is not a layer choice weighs 0, with a warning naming it), keeps the
    top k (ties: lowest position), and becomes its reduction (`sum`, `mean`, `cat`, or `pack` for
    `none`) over the kept inputs. `n_chosen = None` keeps every input.
-3. Layer choices feeding dropped inputs are removed, as NNI zeroes them: their label's decision is `[]`.
+3. A layer-choice label named at a dropped position of `choose_from` is dropped everywhere, as NNI zeroes
+   it (`result[key] = zeros`): its decision is `[]` and every instance is removed with what only it fed.
 """
 
 from __future__ import annotations
 
+import networkx as nx
 import torch
 
 from ..decisions import InputDecision, LayerDecision
@@ -94,22 +96,39 @@ def decide_input_choice(graph: Graph, node: str, ctx: PassContext, strengths: di
     return kept
 
 
-def _drop_feeders(graph: Graph, ctx: PassContext, dropped: dict[str, list[str]]) -> None:
-    """Remove the layer choices whose inputs were dropped; NNI zeroes their labels everywhere."""
-    for node, by in dropped.items():
-        if graph.op(node) != "layer_choice" or node not in graph:
-            continue
-        label = graph.attrs(node)["label"]
-        if graph.out_degree(node):
-            user = graph.users(node)[0][0]
+def _check_wiring(graph: Graph, node: str, args: list[str]) -> None:
+    """An input produced directly by a layer choice must be the one `choose_from` names at that position."""
+    attrs = graph.attrs(node)
+    for port, (src, key) in enumerate(zip(args, attrs["choose_from"])):
+        if key is not None and graph.op(src) == "layer_choice" and graph.attrs(src)["label"] != key:
             raise ChoiceError(
-                f"layer choice {label!r} ({_source(graph, node)}) is dropped by input choice {by[0]!r}, but its "
-                f"value is also read by %{user} ({_source(graph, user)}); NNI's rule removes a dropped layer "
-                "choice everywhere, so it cannot feed anything else")
+                f"input choice {attrs['label']!r} ({_source(graph, node)}): input {port} comes from layer choice "
+                f"{graph.attrs(src)['label']!r} but choose_from names {key!r} there; list the labels in the order "
+                "the inputs are passed")
+
+
+def _drop_labels(graph: Graph, ctx: PassContext, dropped: dict[str, list[str]]) -> None:
+    """NNI zeroes a dropped layer-choice label everywhere (`result[key] = zeros`), whatever the wiring.
+
+    Every instance of such a label must be dead once the input choices are rewired; each is removed with
+    everything only it fed (an op between the edge and the input choice, like drop_path, goes too).
+    """
+    if not dropped:
+        return
+    output = graph.output_node()
+    live = nx.ancestors(graph, output) | {output}
+    for label, by in dropped.items():
         record = ctx.decisions.layer[label]
-        record.dropped_at.append(_source(graph, node))
         record.dropped_by.extend(b for b in by if b not in record.dropped_by)
-        graph.remove_node(node)
+        for node in _group_by_label(graph, "layer_choice").get(label, []):
+            if node in live:
+                user = next(u for u, _ in graph.users(node) if u in live)
+                raise ChoiceError(
+                    f"layer choice {label!r} ({_source(graph, node)}) is dropped by input choice {by[0]!r}, but its "
+                    f"value is still read by %{user} ({_source(graph, user)}); NNI's rule removes a dropped layer "
+                    "choice everywhere, so it cannot feed anything that is kept")
+            record.dropped_at.append(_source(graph, node))
+            graph.remove_nodes_from([node, *nx.descendants(graph, node)])
 
 
 @register_pass("darts-choice")
@@ -121,17 +140,18 @@ def darts_choice(graph: Graph, ctx: PassContext) -> PassResult:
     overlay = Overlay()
     decided = decide_layer_choices(graph, ctx, overlay)
     strengths = {label: d.strength for label, d in decided.items()}
-    dropped: dict[str, list[str]] = {}
+    dropped: dict[str, list[str]] = {}  # layer-choice label -> input choices that dropped it
     input_nodes = graph.nodes_of("input_choice")
     for node in input_nodes:
         attrs = graph.attrs(node)
         args = graph.inputs(node)
+        _check_wiring(graph, node, args)
         kept = decide_input_choice(graph, node, ctx, strengths)
         overlay.kept[node] = kept
-        for port, src in enumerate(args):
-            if port not in kept:
-                dropped.setdefault(src, []).append(attrs["label"])
+        for port, key in enumerate(attrs["choose_from"]):
+            if port not in kept and key in decided:
+                dropped.setdefault(key, []).append(attrs["label"])
         graph.replace_op(node, REDUCTION_OPS[attrs["reduction"]], [args[i] for i in kept],
                          attrs={"choice": attrs["label"]} | ({"dim": 1} if attrs["reduction"] == "concat" else {}))
-    _drop_feeders(graph, ctx, dropped)
+    _drop_labels(graph, ctx, dropped)
     return PassResult(changed=bool(decided or input_nodes), overlay=overlay)

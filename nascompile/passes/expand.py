@@ -7,10 +7,15 @@ the pass records the derived cell structure (`arch.describe`), which is no longe
 from __future__ import annotations
 
 from ..arch import describe
-from ..errors import PipelineError
+from ..errors import ChoiceError, PipelineError
 from ..frontend import lift_candidate
 from ..ir.graph import Graph
 from .manager import PassContext, PassResult, register_pass
+
+
+def _refuse_nested(attrs: dict, inner: str) -> None:
+    raise ChoiceError(f"the chosen candidate {attrs['modules'][attrs['chosen']]!r} of layer choice {attrs['label']!r} "
+                      f"contains the choice {inner!r}: nested choices are not supported")
 
 
 @register_pass("expand")
@@ -26,7 +31,15 @@ def expand(graph: Graph, ctx: PassContext) -> PassResult:
         ctx.architecture = describe(graph)  # the cell structure is only visible before expansion
     for node in nodes:
         attrs = graph.attrs(node)
-        output = lift_candidate(graph, ctx.lifter, attrs["modules"][attrs["chosen"]], graph.inputs(node))
+        path = attrs["modules"][attrs["chosen"]]
+        candidate = graph.submodule(path)
+        if ctx.lifter.claims(candidate):
+            _refuse_nested(attrs, getattr(candidate, "label", None) or path)
+        before = set(graph.nodes)
+        output = lift_candidate(graph, ctx.lifter, path, graph.inputs(node))
+        nested = [n for n in set(graph.nodes) - before if graph.op(n) in ("layer_choice", "input_choice")]
+        if nested:
+            _refuse_nested(attrs, graph.attrs(nested[0])["label"])
         graph.replace_uses(node, output)
         graph.remove_node(node)
     return PassResult(changed=bool(nodes))

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..decisions import Decisions
-from ..errors import NascompileError, PipelineError, VerifyEachError
+from ..errors import PipelineError, VerifyEachError
 from ..ir.graph import Graph
 from ..ir.interpreter import Overlay, run_graph
 from ..ir.text import print_graph
@@ -49,7 +49,8 @@ class PassContext:
     timings: dict[str, float] = field(default_factory=dict)
 
     def warn(self, message: str) -> None:
-        self.decisions.warnings.append(message)
+        if message not in self.decisions.warnings:  # one warning per fact, however many instances share it
+            self.decisions.warnings.append(message)
 
 
 PassFn = Callable[..., PassResult]
@@ -107,12 +108,20 @@ def parse_pipeline(pipeline: str) -> list[tuple[str, dict[str, Any]]]:
             options[key.replace("-", "_")] = _option_value(value)
         steps.append((name, options))
         pos = match.end()
+        if text[match.start():pos].rstrip().endswith(",") and not text[pos:].strip():
+            raise PipelineError(f"pipeline {pipeline!r} ends with a comma: a pass name is missing")
     if not steps:
         raise PipelineError("the pipeline is empty")
     return steps
 
 
+def _flat(values: list) -> list:
+    """Output values with lists (the `none` reduction) expanded, so every tensor is compared."""
+    return [leaf for v in values for leaf in (_flat(v) if isinstance(v, (list, tuple)) else [v])]
+
+
 def _compare(pass_name: str, before: list, after: list, rtol: float, atol: float) -> None:
+    before, after = _flat(before), _flat(after)
     if len(before) != len(after):
         raise VerifyEachError(f"pass {pass_name!r} changed the number of outputs from {len(before)} to {len(after)}")
     for i, (a, b) in enumerate(zip(before, after)):
@@ -141,7 +150,11 @@ def run_pipeline(
     steps = parse_pipeline(pipeline)
     if verify_each and ctx.example_inputs is None:
         raise PipelineError("verify-each needs example inputs")
-    print_after = print_after or set()
+    print_after = set(print_after or ())
+    unknown = print_after - {name for name, _ in steps} - {"all"}
+    if unknown:
+        raise PipelineError(f"print-after names {sorted(unknown)}, which the pipeline does not run; "
+                            f"its passes: {', '.join(name for name, _ in steps)} (or 'all')")
     for name, options in steps:
         before = graph.clone() if verify_each else None
         start = time.perf_counter()
@@ -154,12 +167,10 @@ def run_pipeline(
         ctx.timings[name] = ctx.timings.get(name, 0.0) + time.perf_counter() - start
         verify_graph(graph)
         if verify_each:
+            expected = run_graph(before, ctx.example_inputs, result.overlay)  # failing here: the input's fault
             try:
-                expected = run_graph(before, ctx.example_inputs, result.overlay)
                 actual = run_graph(graph, ctx.example_inputs)
-            except NascompileError:
-                raise
-            except Exception as exc:
+            except Exception as exc:  # the graph ran before the pass, so the pass broke it
                 raise VerifyEachError(f"pass {name!r}: interpreting the graph failed ({type(exc).__name__}: {exc})") from None
             _compare(name, expected, actual, rtol, atol)
         if printer is not None and ("all" in print_after or name in print_after):
