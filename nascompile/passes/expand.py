@@ -29,17 +29,21 @@ def expand(graph: Graph, ctx: PassContext) -> PassResult:
         raise PipelineError("expand needs the supernet module (the graph was not lifted from a model)")
     if nodes and ctx.architecture is None:
         ctx.architecture = describe(graph)  # the cell structure is only visible before expansion
+    input_choices = set(graph.nodes_of("input_choice"))
+    expanded: dict[str, dict] = {}  # candidate path -> attrs of the layer choice it replaced
     for node in nodes:
         attrs = graph.attrs(node)
         path = attrs["modules"][attrs["chosen"]]
         candidate = graph.submodule(path)
         if ctx.lifter.claims(candidate):
             _refuse_nested(attrs, getattr(candidate, "label", None) or path)
-        before = set(graph.nodes)
         output = lift_candidate(graph, ctx.lifter, path, graph.inputs(node))
-        nested = [n for n in set(graph.nodes) - before if graph.op(n) in ("layer_choice", "input_choice")]
-        if nested:
-            _refuse_nested(attrs, graph.attrs(nested[0])["label"])
+        expanded[path] = attrs
         graph.replace_uses(node, output)
         graph.remove_node(node)
+    nested = graph.nodes_of("layer_choice") + [n for n in graph.nodes_of("input_choice") if n not in input_choices]
+    if nested:
+        source = graph.meta(nested[0]).get("source", "")
+        outer = next((a for p, a in expanded.items() if source.startswith(p + ".")), graph.attrs(nested[0]))
+        _refuse_nested(outer, graph.attrs(nested[0])["label"])
     return PassResult(changed=bool(nodes))
