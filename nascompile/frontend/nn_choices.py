@@ -28,7 +28,9 @@ class NascompileChoices:
         label = module.label if module.label is not None else path
         if isinstance(module, ncnn.LayerChoice):
             names = list(module.names)
-            return cx.emit("layer_choice", list(args), params={"logits": module.alpha.detach()}, attrs={
+            given = cx.choice_lifter.arch_params.take(label, module.alpha.shape, f"layer choice {path!r}")
+            logits = module.alpha if given is None else given
+            return cx.emit("layer_choice", list(args), params={"logits": logits.detach()}, attrs={
                 "label": label, "candidates": names + [ncnn.ZERO_NAME],
                 "modules": [f"{path}.candidates.{name}" for name in names] + [None], "zero": len(names)})
         if len(args) != 1 or not isinstance(args[0], (list, tuple)):
