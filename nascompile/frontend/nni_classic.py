@@ -74,8 +74,8 @@ class NniClassicMutables(MixedOpRecognizer):
         given = call.arch_params.take(key, shape, where)
         if given is not None:
             return key, given
-        choices = getattr(module.__dict__.get("mutator"), "choices", None)
-        if isinstance(choices, Mapping) and key in choices:
+        choices = getattr(module.__dict__.get("mutator"), "choices", None)  # a ParameterDict in NNI
+        if isinstance(choices, (Mapping, nn.ParameterDict)) and key in choices:
             logits = choices[key]
             if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != shape:
                 raise ChoiceError(f"the mutator's logits for {where} have shape "

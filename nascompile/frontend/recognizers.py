@@ -74,8 +74,14 @@ class ChoiceLifter:
 
     @contextlib.contextmanager
     def fixed(self, model: nn.Module, by_path: Mapping[str, Any]) -> Iterator[nn.Module]:
-        """Fix every claimed module of `model` by module path (the reference forward)."""
+        """Fix every claimed module of `model` by module path (the reference forward).
+
+        Each recognizer fixes only the modules it owns (claimed first), as in the lift.
+        """
+        modules = dict(model.named_modules())
         with contextlib.ExitStack() as stack:
             for recognizer in self.recognizers:
-                stack.enter_context(recognizer.fixed(model, by_path))
+                mine = {path: decision for path, decision in by_path.items()
+                        if path not in modules or self.owner(modules[path]) is recognizer}
+                stack.enter_context(recognizer.fixed(model, mine))
             yield model
