@@ -7,6 +7,9 @@ from torch import nn
 
 import nascompile
 from nascompile import nn as nc
+from nascompile.arch import Architecture, Cell, CellNode, Edge
+from nascompile.decisions import Decisions, EdgeRank, FinalizeDecision
+from nascompile.genotype import Genotype, darts_genotype
 
 from conftest import example
 from test_darts_reference import reference_genotype
@@ -33,3 +36,33 @@ def test_nascompile_nn_labels_take_arch_params():
     model = nn.Sequential(nc.LayerChoice({"relu": nn.ReLU(), "skip": nn.Identity()}, label="e"))
     result = nascompile.compile(model, torch.randn(1, 3), arch_params={"e": [0.0, 2.0, 1.0]})
     assert result.decisions == {"e": "skip"}
+
+
+# --- darts_genotype on hand-built records ----------------------------------------------------------
+def _cell(kind: str, name: str, decisions: Decisions, concat=(2, 3)) -> Cell:
+    """Two nodes over inputs s0, s1: node 0 keeps both inputs (s1 stronger); node 1 keeps s0 and node 0."""
+    label = f"alphas_{kind}"
+    plan = {f"{name}.n0": [(True, .2, "skip", 0), (True, .7, "conv", 1)],
+            f"{name}.n1": [(True, .1, "pool", 0), (False, .05, None, 1), (True, .4, "conv", 2)]}
+    nodes = []
+    for ir_node, edges in plan.items():
+        decisions.finalize[ir_node] = FinalizeDecision(
+            ir_node, name, "darts", 2, [EdgeRank(f"{label}[{j}]", rank, kept) for kept, rank, _, j in edges])
+        nodes.append(CellNode(ir_node, [Edge(op, j, f"{label}[{j}]") for kept, _, op, j in edges if kept]))
+    return Cell(name, ["s0", "s1"], ["", ""], nodes, list(concat))
+
+
+def test_genotype_of_hand_built_cells():
+    decisions = Decisions()
+    arch = Architecture([_cell("normal", "c0", decisions), _cell("reduce", "c1", decisions),
+                         _cell("normal", "c2", decisions)])
+    gene = [("conv", 1), ("skip", 0), ("conv", 2), ("pool", 0)]
+    assert darts_genotype(decisions, arch) == Genotype(gene, range(2, 4), gene, range(2, 4))
+
+
+def test_no_genotype_when_cells_of_one_kind_differ_or_a_kind_is_missing():
+    decisions = Decisions()
+    other = _cell("normal", "c2", decisions, concat=(3,))
+    arch = Architecture([_cell("normal", "c0", decisions), _cell("reduce", "c1", decisions), other])
+    assert darts_genotype(decisions, arch) is None
+    assert darts_genotype(decisions, Architecture([_cell("normal", "c0", decisions)])) is None

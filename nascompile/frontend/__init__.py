@@ -2,6 +2,8 @@
 
 Choice modules stay single nodes (`layer_choice`, `input_choice`); their candidates are lifted only
 when chosen (`lift_candidate`, used by the `expand` pass), so compile cost follows the discrete network.
+Which modules are choices is for the recognizers to say: one module per supernet family
+(`nn_choices`, `darts_reference`, `nni_classic`, `archai_supergraph`), and any a user registers.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ from torch import nn
 from ..errors import InputShapeError, TraceError
 from ..ir.graph import Graph
 from ..ir.verify import verify_graph
-from .convert import Converter, V
-from .modules import _MODULES, convert_module
 from .arch_params import ArchParams, as_arch_params, load_alphas
+from .convert import Converter, V
 from .mixed_op import MixedOpCall, MixedOpRecognizer
+from .modules import _MODULES, convert_module
 from .recognizers import ChoiceLifter, Recognizer, default_recognizers, register_recognizer
 from .tracer import LiftTracer
 
-# The built-in families register here, before any user code can, so a user's recognizer is asked first.
-from . import archai_supergraph, darts_reference, nn_choices, nni_classic  # noqa: E402,F401  isort: skip
+# The built-in families register on import, here, before any user code can: a user's recognizer is asked first.
+from . import archai_supergraph, darts_reference, nn_choices, nni_classic  # noqa: E402  isort: skip
+
+BUILTIN_FAMILIES = (nn_choices, darts_reference, nni_classic, archai_supergraph)
 
 __all__ = ["ArchParams", "ChoiceLifter", "MixedOpCall", "MixedOpRecognizer", "Recognizer", "lift",
            "lift_candidate", "load_alphas", "register_recognizer"]
