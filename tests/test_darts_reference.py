@@ -25,11 +25,11 @@ ROWS = sum(2 + i for i in range(STEPS))  # 14 edges per cell
 
 
 def reference_genotype(alphas_normal: torch.Tensor, alphas_reduce: torch.Tensor, names=PRIMITIVES,
-                       zero: str = "none", steps: int = STEPS, multiplier: int = 4) -> Genotype:
+                       zero: str = "none", steps: int = STEPS, multiplier: int = 4, keep: int = 2) -> Genotype:
     """DARTS's `Network.genotype()` rule, written out independently of nascompile.
 
     Per node i (rows `offset .. offset + i + 1` of the softmaxed alphas): rank each incoming edge by its
-    best non-zero probability, keep the two best (Python's stable sort: ties keep the lower input), and
+    best non-zero probability, keep the `keep` (DARTS: 2) best (Python's stable sort: ties keep the lower input), and
     list them strongest first as (best non-zero op, input index).
     """
     def parse(probabilities):
@@ -39,7 +39,7 @@ def reference_genotype(alphas_normal: torch.Tensor, alphas_reduce: torch.Tensor,
             rows = probabilities[offset:offset + i + 2]
             best = [max(real, key=lambda k, row=row: (row[k], -k)) for row in rows]  # first maximum
             strength = [row[k] for row, k in zip(rows, best)]
-            edges = sorted(range(i + 2), key=lambda j: -strength[j])[:2]
+            edges = sorted(range(i + 2), key=lambda j: -strength[j])[:keep]
             gene += [(names[best[j]], j) for j in edges]
             offset += i + 2
         return gene
@@ -141,6 +141,21 @@ def test_genotype_equals_darts_rule_on_random_alphas(small_network, normal, redu
     result = nascompile.compile(small_network, torch.randn(1, 3, 16, 16),
                                 arch_params={"alphas_normal": normal, "alphas_reduce": reduce})
     assert result.genotype == reference_genotype(normal, reduce)
+
+
+def test_genotype_indexes_states_even_when_a_cell_input_is_unused(small_network):
+    """With one edge per node, no node may read s0; inputs are still numbered 0 (s0) and 1 (s1)."""
+    alphas = torch.zeros(ROWS, len(PRIMITIVES))
+    offset = 0
+    for i in range(STEPS):
+        alphas[offset, 1] = -5.0  # the edge from s0 is the weakest of every node
+        alphas[offset + 1:offset + i + 2, 4] = torch.arange(1, i + 2) + 3.0
+        offset += i + 2
+    result = nascompile.compile(small_network, torch.randn(1, 3, 16, 16), max_final_edges=1,
+                                arch_params={"alphas_normal": alphas, "alphas_reduce": alphas})
+    assert result.genotype == reference_genotype(alphas, alphas, keep=1)
+    assert result.genotype.normal == [("sep_conv_3x3", 1), ("sep_conv_3x3", 2), ("sep_conv_3x3", 3),
+                                      ("sep_conv_3x3", 4)]
 
 
 def test_cli_compiles_the_example_to_validated_onnx(tmp_path):
