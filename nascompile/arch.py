@@ -29,6 +29,7 @@ class Edge:
 class CellNode:
     ir_node: str
     edges: list[Edge]
+    choice: str | None = None  # label of the input choice that made this node, if one did
 
 
 @dataclass
@@ -120,7 +121,8 @@ def describe(graph: Graph) -> Architecture:
         in_cell = set(nodes)
         inputs = sorted({src for n in nodes for _, src, _ in edges[n] if src not in in_cell}, key=order.__getitem__)
         states = inputs + nodes
-        cell_nodes = [CellNode(n, [Edge(op, states.index(src), label) for op, src, label in edges[n]]) for n in nodes]
+        cell_nodes = [CellNode(n, [Edge(op, states.index(src), label) for op, src, label in edges[n]],
+                               graph.attrs(n).get("choice")) for n in nodes]
         concat: list[int] = []
         for user in sorted({u for n in nodes for u, _ in graph.users(n) if graph.op(u) == "cat"}, key=order.__getitem__):
             gathered = graph.inputs(user)

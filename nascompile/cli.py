@@ -23,6 +23,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """Options that say which supernet to compile and how: shared by every subcommand that compiles."""
     p.add_argument("spec", metavar="SPEC", help="path/to/file.py (calls its build()) or package.module:factory")
     p.add_argument("--weights", help="state dict to load into the supernet (torch.load with weights_only=True)")
+    p.add_argument("--alphas", metavar="FILE", help="architecture logits by key (an NNI mutator's choices, "
+                   "DARTS's alphas_normal, ...): a .json of lists or a state dict .pt (loaded weights-only)")
     p.add_argument("--input-shape", action="append", metavar="1,3,32,32",
                    help="shape of an example input (repeat for several inputs); default: the SPEC's example_inputs()")
     p.add_argument("--seed", type=int, default=0, help="seed of the example inputs made from --input-shape")
@@ -97,6 +99,8 @@ def _print_summary(result, report, seconds: float, params_before: int) -> None:
     ops = sum(n for op, n in result.graph.count_ops().items() if op not in ("input", "output"))
     print(f"supernet: {result.lifted_ops} IR nodes ({result.lifted_choices} choices), {params_before:,} params")
     print(f"discrete: {ops} ops, {result.graph.param_count():,} params")
+    if result.genotype is not None:
+        print(f"genotype: {result.genotype}")
     if report.validation is not None:
         print(report.validation.summary())
     for path in report.files:
@@ -110,11 +114,13 @@ def compile_from_args(args: argparse.Namespace):
     Returns (compile result, supernet parameter count).
     """
     from .compiler import compile as compile_model
+    from .frontend import load_alphas
     from .spec import load_spec, load_weights
 
     loaded = load_spec(args.spec)
     if args.weights:
         load_weights(loaded.model, args.weights)
+    arch_params = load_alphas(args.alphas) if args.alphas else None
     inputs = _example_inputs(args, loaded)
     params_before = sum(p.numel() for p in loaded.model.parameters())
 
@@ -124,7 +130,7 @@ def compile_from_args(args: argparse.Namespace):
 
     result = compile_model(loaded.model, inputs, pipeline=args.pipeline, max_final_edges=args.max_final_edges,
                            rank=args.rank, verify_each=args.verify_each, print_after=set(args.print_after or ()),
-                           printer=print_ir)
+                           printer=print_ir, arch_params=arch_params)
     for warning in result.warnings + result.choices.ties():
         print(f"warning: {warning}", file=sys.stderr)
     return result, params_before

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -61,6 +61,14 @@ class CompileResult:
     @property
     def warnings(self) -> list[str]:
         return list(self.choices.warnings)
+
+    @property
+    def genotype(self):
+        """DARTS's `Genotype(normal, normal_concat, reduce, reduce_concat)` of the derived cells, or None
+        when the search space is not DARTS-shaped (see `genotype.py`)."""
+        from .genotype import darts_genotype
+
+        return darts_genotype(self.choices, self.architecture)
 
     def reference(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
         """The supernet's own forward with the decisions fixed (flattened outputs)."""
@@ -148,17 +156,19 @@ def compile(
     print_after: set[str] | None = None,
     printer: Callable[[str, str], None] | None = None,
     recognizers: list[Recognizer] | None = None,
+    arch_params: Mapping[str, Any] | None = None,
 ) -> CompileResult:
     """Compile a supernet into a discrete IR graph.
 
     `pipeline` is a pass pipeline string (default: decisions, pruning, expansion, optimizations);
     `max_final_edges` and `rank` configure `finalize`; `verify_each` checks every pass with the
     interpreter on `example_inputs`; `print_after` (pass names or {"all"}) sends the IR text after
-    those passes to `printer(pass_name, text)`.
+    those passes to `printer(pass_name, text)`. `arch_params` maps keys to logits that replace the
+    model's own (an NNI mutator's choices, `{"alphas_normal": matrix}` for DARTS; `frontend/arch_params.py`).
     """
     inputs = as_input_tuple(example_inputs)
     with eval_mode(model):
-        graph, lifter = lift(model, inputs, recognizers)
+        graph, lifter = lift(model, inputs, recognizers, arch_params)
         counts = graph.count_ops()
         lifted_ops = sum(n for op, n in counts.items() if op not in ("input", "output"))
         lifted_choices = counts.get("layer_choice", 0) + counts.get("input_choice", 0)

@@ -2,11 +2,14 @@
 
 Choice modules stay single nodes (`layer_choice`, `input_choice`); their candidates are lifted only
 when chosen (`lift_candidate`, used by the `expand` pass), so compile cost follows the discrete network.
+Which modules are choices is for the recognizers to say: one module per supernet family
+(`nn_choices`, `darts_reference`, `nni_classic`, `archai_supergraph`), and any a user registers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,18 +17,30 @@ from torch import nn
 from ..errors import InputShapeError, TraceError
 from ..ir.graph import Graph
 from ..ir.verify import verify_graph
+from .arch_params import ArchParams, as_arch_params, load_alphas
 from .convert import Converter, V
+from .mixed_op import MixedOpCall, MixedOpRecognizer
 from .modules import _MODULES, convert_module
 from .recognizers import ChoiceLifter, Recognizer, default_recognizers, register_recognizer
 from .tracer import LiftTracer
 
-__all__ = ["ChoiceLifter", "Recognizer", "lift", "lift_candidate", "register_recognizer"]
+# The built-in families register on import, here, before any user code can: a user's recognizer is asked first.
+from . import archai_supergraph, darts_reference, nn_choices, nni_classic  # noqa: E402  isort: skip
+
+BUILTIN_FAMILIES = (nn_choices, darts_reference, nni_classic, archai_supergraph)
+
+__all__ = ["ArchParams", "ChoiceLifter", "MixedOpCall", "MixedOpRecognizer", "Recognizer", "lift",
+           "lift_candidate", "load_alphas", "register_recognizer"]
 
 
 def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor],
-         recognizers: list[Recognizer] | None = None) -> tuple[Graph, ChoiceLifter]:
-    """Trace `model` into an IR graph; returns the graph and the recognizers used (for later passes)."""
-    lifter = ChoiceLifter(recognizers if recognizers is not None else default_recognizers())
+         recognizers: list[Recognizer] | None = None, arch_params: Any = None) -> tuple[Graph, ChoiceLifter]:
+    """Trace `model` into an IR graph; returns the graph and the recognizers used (for later passes).
+
+    `arch_params` (a mapping key -> logits, or an `ArchParams`) overrides the model's own logits.
+    """
+    lifter = ChoiceLifter(recognizers if recognizers is not None else default_recognizers(),
+                          as_arch_params(arch_params))
     if type(model) in _MODULES:  # a bare torch.nn layer: nothing to trace
         graph = Graph()
         graph.graph["root"] = model
@@ -46,6 +61,7 @@ def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor],
     outputs = cx.convert(fx_graph)
     graph.add_op("output", [cx.operand(value).node for value in outputs], name="output")
     cx.record_input_meta(tuple(example_inputs))
+    lifter.arch_params.check_all_used()
     verify_graph(graph)
     return graph, lifter
 

@@ -37,12 +37,16 @@ class ShapeOf:
 
 
 def flatten_outputs(obj: Any) -> list[Any]:
-    """Leaves of a (nested) tuple/list/dict output, in order: the model's output ports."""
+    """Leaves of a (nested) tuple/list/dict output, in order: the model's output ports.
+
+    None leaves are left out: a search network returns `(logits, None)` in eval mode, its auxiliary
+    head running only in training.
+    """
     if isinstance(obj, (tuple, list)):
         return [leaf for item in obj for leaf in flatten_outputs(item)]
     if isinstance(obj, dict):
         return [leaf for item in obj.values() for leaf in flatten_outputs(item)]
-    return [obj]
+    return [] if obj is None else [obj]
 
 
 def contains_value(obj: Any) -> bool:

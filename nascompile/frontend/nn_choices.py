@@ -28,11 +28,13 @@ class NascompileChoices:
         label = module.label if module.label is not None else path
         if isinstance(module, ncnn.LayerChoice):
             names = list(module.names)
-            if tuple(module.alpha.shape) != (len(names) + 1,):
+            given = cx.choice_lifter.arch_params.take(label, module.alpha.shape, f"layer choice {path!r}")
+            logits = module.alpha if given is None else given
+            if tuple(logits.shape) != (len(names) + 1,):
                 raise ChoiceError(
-                    f"layer choice {label!r} ({path}) has alpha of shape {list(module.alpha.shape)} but "
+                    f"layer choice {label!r} ({path}) has alpha of shape {list(logits.shape)} but "
                     f"{len(names)} candidates: it needs {len(names) + 1} logits (the last for the zero op)")
-            return cx.emit("layer_choice", list(args), params={"logits": module.alpha.detach()}, attrs={
+            return cx.emit("layer_choice", list(args), params={"logits": logits.detach()}, attrs={
                 "label": label, "candidates": names + [ncnn.ZERO_NAME],
                 "modules": [f"{path}.candidates.{name}" for name in names] + [None], "zero": len(names)})
         if len(args) != 1 or not isinstance(args[0], (list, tuple)):

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from torch import nn
 
 from ..errors import ChoiceError
+from .arch_params import ArchParams
 from .convert import Converter, V
 
 
@@ -43,16 +44,17 @@ def register_recognizer(factory: Callable[[], Recognizer]) -> Callable[[], Recog
 
 
 def default_recognizers() -> list[Recognizer]:
-    from . import nn_choices  # noqa: F401  (registers the built-in families)
-
+    """One instance of every registered recognizer (the built-in families register when
+    `nascompile.frontend` is imported, so a user's recognizer is always asked before them)."""
     return [factory() for factory in _FACTORIES]
 
 
 class ChoiceLifter:
-    """The recognizers of one compile, asked in order."""
+    """The recognizers of one compile, asked in order, and the user's logits (`arch_params`) they read."""
 
-    def __init__(self, recognizers: list[Recognizer]):
+    def __init__(self, recognizers: list[Recognizer], arch_params: ArchParams | None = None):
         self.recognizers = recognizers
+        self.arch_params = arch_params if arch_params is not None else ArchParams()
         self._owner: dict[int, Recognizer | None] = {}
 
     def owner(self, module: nn.Module) -> Recognizer | None:
@@ -72,8 +74,14 @@ class ChoiceLifter:
 
     @contextlib.contextmanager
     def fixed(self, model: nn.Module, by_path: Mapping[str, Any]) -> Iterator[nn.Module]:
-        """Fix every claimed module of `model` by module path (the reference forward)."""
+        """Fix every claimed module of `model` by module path (the reference forward).
+
+        Each recognizer fixes only the modules it owns (claimed first), as in the lift.
+        """
+        modules = dict(model.named_modules())
         with contextlib.ExitStack() as stack:
             for recognizer in self.recognizers:
-                stack.enter_context(recognizer.fixed(model, by_path))
+                mine = {path: decision for path, decision in by_path.items()
+                        if path not in modules or self.owner(modules[path]) is recognizer}
+                stack.enter_context(recognizer.fixed(model, mine))
             yield model

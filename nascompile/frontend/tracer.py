@@ -44,19 +44,7 @@ class LiftTracer(fx.Tracer):
 
     # --- fast look-up of parameters, buffers and plain tensor attributes --------------------------
     def _index_tensors(self, root: nn.Module) -> None:
-        names: dict[int, str] = {}
-        for path, module in root.named_modules(remove_duplicate=False):
-            prefix = f"{path}." if path else ""
-            for name, value in vars(module).items():
-                if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
-                    names.setdefault(id(value), prefix + name)
-            for name, tensor in module._buffers.items():
-                if tensor is not None:
-                    names.setdefault(id(tensor), prefix + name)
-            for name, tensor in module._parameters.items():
-                if tensor is not None:
-                    names.setdefault(id(tensor), prefix + name)
-        self._tensor_names = names
+        self._tensor_names = tensor_names(root)
 
     def create_arg(self, a: Any) -> Any:
         if isinstance(a, torch.Tensor):
@@ -100,6 +88,26 @@ class LiftTracer(fx.Tracer):
                 raise TraceError(
                     f"cannot lift module {where!r}: {reason} ({type(exc).__name__}: {message})"
                 ) from None
+
+
+def tensor_names(root: nn.Module) -> dict[int, str]:
+    """id -> dotted name of every parameter, buffer and plain tensor attribute under `root`.
+
+    A tensor reachable under several names (shared alphas) gets the first one in module order.
+    """
+    names: dict[int, str] = {}
+    for path, module in root.named_modules(remove_duplicate=False):
+        prefix = f"{path}." if path else ""
+        for name, value in vars(module).items():
+            if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+                names.setdefault(id(value), prefix + name)
+        for name, tensor in module._buffers.items():
+            if tensor is not None:
+                names.setdefault(id(tensor), prefix + name)
+        for name, tensor in module._parameters.items():
+            if tensor is not None:
+                names.setdefault(id(tensor), prefix + name)
+    return names
 
 
 class _plain_tensor_attributes_visible:

@@ -1,0 +1,82 @@
+"""DARTS's `Genotype`, read off a compile's decisions and derived architecture.
+
+    Genotype(normal=[(op, input), ...], normal_concat=range(2, 6), reduce=[...], reduce_concat=range(2, 6))
+
+As DARTS's `genotype()` writes it: for each cell node in order, its kept edges, strongest first (by the
+rank `finalize` used; ties keep the lower input first, as Python's stable sort does in DARTS), `input`
+indexing the cell's states (0 and 1 the cell's inputs, 2 + k its node k); `*_concat` the states the
+cell's output concatenates, a `range` when contiguous (DARTS's `range(2, 6)`).
+
+A genotype exists only for DARTS-shaped search spaces: node k had one candidate edge from each of the
+n + k earlier states, and the cells come in two kinds told apart by their labels, "normal" and "reduce"
+(`alphas_normal[3]`, `normal_n2_p0`, ...). Otherwise `darts_genotype` returns None.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+from .arch import Architecture, Cell, CellNode
+from .decisions import Decisions
+
+Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
+
+
+def darts_genotype(decisions: Decisions, architecture: Architecture | None) -> Genotype | None:
+    """The genotype of the derived architecture, or None when the search space is not DARTS-shaped."""
+    if architecture is None:
+        return None
+    genes: dict[str, tuple[list, Any]] = {}
+    for cell in architecture.cells:
+        kind = _kind(cell)
+        gene = _cell_gene(cell, decisions) if kind else None
+        if gene is None or genes.setdefault(kind, gene) != gene:
+            return None  # not DARTS-shaped, or two cells of one kind derived different structures
+    if set(genes) != {"normal", "reduce"}:
+        return None
+    return Genotype(genes["normal"][0], genes["normal"][1], genes["reduce"][0], genes["reduce"][1])
+
+
+def _kind(cell: Cell) -> str | None:
+    labels = [edge.label for node in cell.nodes for edge in node.edges if edge.label]
+    normal, reduce = any("normal" in label for label in labels), any("reduce" in label for label in labels)
+    return "normal" if normal and not reduce else "reduce" if reduce and not normal else None
+
+
+def _candidate_edges(node: CellNode, decisions: Decisions) -> list[tuple[bool, float | None]] | None:
+    """(kept, rank) of every edge the node had before it was decided, in input order."""
+    if node.choice is not None:
+        decision = decisions.input.get(node.choice)
+        if decision is None:
+            return None
+        return [(j in decision.kept, decision.weights[j]) for j in range(len(decision.choose_from))]
+    finalized = decisions.finalize.get(node.ir_node)
+    if finalized is None:
+        return None
+    return [(edge.kept, edge.rank) for edge in finalized.edges]
+
+
+def _cell_gene(cell: Cell, decisions: Decisions) -> tuple[list[tuple[str, int]], Any] | None:
+    """(gene, concat) of one cell, or None if it is not DARTS-shaped."""
+    gene: list[tuple[str, int]] = []
+    n_inputs = None
+    for k, node in enumerate(cell.nodes):
+        candidates = _candidate_edges(node, decisions)
+        if candidates is None:
+            return None
+        n_inputs = len(candidates) if n_inputs is None else n_inputs
+        kept = [j for j, (keep, _) in enumerate(candidates) if keep]
+        if len(candidates) != n_inputs + k or len(kept) != len(node.edges):
+            return None
+        for j, edge in zip(kept, node.edges):  # an edge from node i must read node i
+            if j >= n_inputs and edge.source != len(cell.inputs) + j - n_inputs:
+                return None
+        ranks = [candidates[j][1] for j in kept]
+        strongest_first = sorted(range(len(kept)), key=lambda i: (0, 0) if ranks[i] is None else (1, -ranks[i]))
+        gene += [(node.edges[i].op, kept[i]) for i in strongest_first]
+    if n_inputs is None or not cell.concat or min(cell.concat) < len(cell.inputs):
+        return None
+    concat = [n_inputs + c - len(cell.inputs) for c in cell.concat]
+    contiguous = concat == list(range(concat[0], concat[0] + len(concat)))
+    return gene, (range(concat[0], concat[-1] + 1) if contiguous else concat)
