@@ -20,7 +20,7 @@ AGGREGATION_OPS = ("sum", "mean", "cat", "pack")
 
 @dataclass
 class Edge:
-    op: str  # the chosen candidate's name; for a fixed (required) edge, the producing IR op
+    op: str | None  # the chosen candidate's name (None while undecided); for a fixed edge, the producing IR op
     source: int  # index into the cell's states: inputs first, then nodes
     label: str | None  # the layer choice's label; None for a fixed edge
 
@@ -62,6 +62,8 @@ class Architecture:
 
 def _is_search_node(graph: Graph, node: str) -> bool:
     op = graph.op(node)
+    if op == "input_choice":
+        return True
     if op not in AGGREGATION_OPS:
         return False
     if "choice" in graph.attrs(node):
@@ -73,7 +75,8 @@ def _edge_source(graph: Graph, producer: str) -> tuple[str, str, str | None]:
     """(op name, source IR node, label) of one input of a search node."""
     if graph.op(producer) == "layer_choice":
         attrs = graph.attrs(producer)
-        return attrs["candidates"][attrs["chosen"]], graph.inputs(producer)[0], attrs["label"]
+        chosen = attrs.get("chosen")
+        return (None if chosen is None else attrs["candidates"][chosen]), graph.inputs(producer)[0], attrs["label"]
     return graph.op(producer), producer, None
 
 
@@ -91,12 +94,8 @@ def _common_prefix(paths: list[str]) -> str:
     return ".".join(prefix[: numeric[-1] + 1] if numeric else prefix)
 
 
-def describe(graph: Graph) -> Architecture:
-    """The cells of a graph whose choices are decided but not yet expanded."""
-    order = {node: i for i, node in enumerate(graph.order())}
-    search = sorted((n for n in graph.nodes if _is_search_node(graph, n)), key=order.__getitem__)
-    edges = {n: [_edge_source(graph, src) for src in graph.inputs(n)] for n in search}
-
+def _group_cells(graph: Graph, search: list[str], edges: dict, order: dict) -> list[tuple[list[str], list[str]]]:
+    """(inputs, nodes) of each cell: search nodes reading one another or sharing an input, joined."""
     parent = {n: n for n in search}
 
     def find(n: str) -> str:
@@ -111,25 +110,44 @@ def describe(graph: Graph) -> Architecture:
             for other in ([source] if source in parent else []) + ([readers[source]] if source in readers else []):
                 parent[find(other)] = find(node)
             readers.setdefault(source, node)
-
     members: dict[str, list[str]] = {}
     for node in search:
         members.setdefault(find(node), []).append(node)
-
-    arch = Architecture()
+    groups = []
     for nodes in sorted(members.values(), key=lambda ns: order[ns[0]]):
         in_cell = set(nodes)
         inputs = sorted({src for n in nodes for _, src, _ in edges[n] if src not in in_cell}, key=order.__getitem__)
+        groups.append((inputs, nodes))
+    return groups
+
+
+def describe(graph: Graph, space: Architecture | None = None) -> Architecture:
+    """The cells of `graph`, whose choices may be decided (edges show chosen ops) or not (ops are None).
+
+    `space` is the description taken before any edge was pruned: cell membership and inputs come from it,
+    so a cell input or node that lost all its edges keeps its number (DARTS numbers states that way).
+    """
+    order = {node: i for i, node in enumerate(graph.order())}
+    search = sorted((n for n in graph.nodes if _is_search_node(graph, n)), key=order.__getitem__)
+    edges = {n: [_edge_source(graph, src) for src in graph.inputs(n)] for n in search}
+    if space is None:
+        groups = [(inputs, nodes, [graph.meta(i).get("source", "") for i in inputs])
+                  for inputs, nodes in _group_cells(graph, search, edges, order)]
+    else:
+        groups = [(c.inputs, [n.ir_node for n in c.nodes], c.input_sources) for c in space.cells]
+    arch = Architecture()
+    for inputs, nodes, input_sources in groups:
         states = inputs + nodes
-        cell_nodes = [CellNode(n, [Edge(op, states.index(src), label) for op, src, label in edges[n]],
-                               graph.attrs(n).get("choice")) for n in nodes]
+        cell_nodes = [CellNode(n, [Edge(op, states.index(src), label) for op, src, label in edges.get(n, [])],
+                               graph.attrs(n).get("choice") if n in graph else None) for n in nodes]
         concat: list[int] = []
-        for user in sorted({u for n in nodes for u, _ in graph.users(n) if graph.op(u) == "cat"}, key=order.__getitem__):
+        present = [n for n in nodes if n in graph]
+        for user in sorted({u for n in present for u, _ in graph.users(n) if graph.op(u) == "cat"},
+                           key=order.__getitem__):
             gathered = graph.inputs(user)
             if all(src in states for src in gathered) and len(gathered) > len(concat):
                 concat = [states.index(src) for src in gathered]
-        paths = [graph.meta(n).get("source", "") for n in nodes]
-        arch.cells.append(Cell(name=_common_prefix(paths) or nodes[0], inputs=inputs,
-                               input_sources=[graph.meta(i).get("source", "") for i in inputs],
+        paths = [graph.meta(n).get("source", "") for n in present]
+        arch.cells.append(Cell(name=_common_prefix(paths) or nodes[0], inputs=inputs, input_sources=input_sources,
                                nodes=cell_nodes, concat=concat))
     return arch

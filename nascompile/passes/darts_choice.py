@@ -15,6 +15,7 @@ from __future__ import annotations
 import networkx as nx
 import torch
 
+from ..arch import describe
 from ..decisions import InputDecision, LayerDecision
 from ..errors import ChoiceError
 from ..ir.graph import Graph
@@ -137,6 +138,8 @@ def darts_choice(graph: Graph, ctx: PassContext) -> PassResult:
     if clash:
         raise ChoiceError(f"label {sorted(clash)[0]!r} names both a layer choice and an input choice; their "
                           "decisions would overwrite each other, so give them distinct labels")
+    if ctx.search_space is None:
+        ctx.search_space = describe(graph)  # cells with every candidate edge, before anything is pruned
     overlay = Overlay()
     decided = decide_layer_choices(graph, ctx, overlay)
     strengths = {label: d.strength for label, d in decided.items()}

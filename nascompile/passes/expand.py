@@ -28,7 +28,7 @@ def expand(graph: Graph, ctx: PassContext) -> PassResult:
     if nodes and (graph.root is None or ctx.lifter is None):
         raise PipelineError("expand needs the supernet module (the graph was not lifted from a model)")
     if nodes and ctx.architecture is None:
-        ctx.architecture = describe(graph)  # the cell structure is only visible before expansion
+        ctx.architecture = describe(graph, ctx.search_space)  # the cell structure is only visible before expansion
     input_choices = set(graph.nodes_of("input_choice"))
     expanded: dict[str, dict] = {}  # candidate path -> attrs of the layer choice it replaced
     for node in nodes:

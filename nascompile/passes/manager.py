@@ -45,6 +45,7 @@ class PassContext:
     decisions: Decisions = field(default_factory=Decisions)
     example_inputs: tuple | None = None
     lifter: Any = None  # frontend.recognizers.ChoiceLifter, used by `expand`
+    search_space: Any = None  # arch.Architecture before any decision, taken by `darts-choice`
     architecture: Any = None  # arch.Architecture, snapshot taken by `expand` while choices are visible
     timings: dict[str, float] = field(default_factory=dict)
 
