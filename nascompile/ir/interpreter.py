@@ -98,6 +98,11 @@ _KERNELS: dict[str, Callable[..., Any]] = {
 }
 
 
+def apply_op(op: str, args: Sequence[Any], attrs: dict[str, Any], params: dict[str, Any]) -> Any:
+    """The value of one primitive op (not a choice, input or output) on argument values."""
+    return _KERNELS[op](*args, **attrs, params=params)
+
+
 class Interpreter:
     """Evaluates a graph node by node in topological order."""
 
@@ -153,7 +158,7 @@ class Interpreter:
             elif op == "input_choice":
                 value = reduce_inputs(args, data["attrs"]["reduction"])
             else:
-                value = _KERNELS[op](*args, **data["attrs"], params=data["params"])
+                value = apply_op(op, args, data["attrs"], data["params"])
             values[node] = value
             if on_value is not None:
                 on_value(node, value)

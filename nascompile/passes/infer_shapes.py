@@ -1,7 +1,14 @@
 """`infer-shapes`: record each node's shape and dtype in its meta, by running the graph on the
-example inputs. The emitter uses dtypes for constants and shapes where ONNX needs static sizes."""
+example inputs. The emitter uses dtypes for constants and shapes where ONNX needs static sizes; the
+optimization passes use them to prove that a rewrite keeps every value's shape and dtype.
+
+(Running torch's `meta` device instead was tried: its shape functions are Python decompositions and
+took 4x longer than computing the DARTS network at batch 1.)
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
@@ -12,21 +19,28 @@ from ..ir.text import dtype_name
 from .manager import PassContext, PassResult, register_pass
 
 
+def type_of(value: Any) -> dict[str, Any] | None:
+    """The `shape`/`dtype` meta of one computed value (None for lists and other non-tensors)."""
+    if isinstance(value, torch.Tensor):
+        return {"shape": list(value.shape), "dtype": dtype_name(value.dtype)}
+    if isinstance(value, bool):
+        return {"shape": [], "dtype": "bool"}
+    if isinstance(value, int):
+        return {"shape": [], "dtype": "i64"}
+    if isinstance(value, float):
+        return {"shape": [], "dtype": "f32"}
+    return None
+
+
 @register_pass("infer-shapes")
 def infer_shapes(graph: Graph, ctx: PassContext) -> PassResult:
     if ctx.example_inputs is None:
         raise PipelineError("infer-shapes needs example inputs")
 
     def record(node: str, value: object) -> None:
-        meta = graph.meta(node)
-        if isinstance(value, torch.Tensor):
-            meta.update(shape=list(value.shape), dtype=dtype_name(value.dtype))
-        elif isinstance(value, bool):
-            meta.update(shape=[], dtype="bool")
-        elif isinstance(value, int):
-            meta.update(shape=[], dtype="i64")
-        elif isinstance(value, float):
-            meta.update(shape=[], dtype="f32")
+        found = type_of(value)
+        if found is not None:
+            graph.meta(node).update(found)
 
     run_graph(graph, ctx.example_inputs, on_value=record)
     return PassResult(changed=False)

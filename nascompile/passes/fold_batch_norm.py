@@ -1,0 +1,90 @@
+"""`fold-batch-norm`: an inference batch norm after a convolution becomes part of the convolution.
+
+    batch_norm(conv2d(x, W, b))  ->  conv2d(x, W * s, (b - mean) * s + beta),  s = gamma / sqrt(var + eps)
+
+per output channel, with gamma = 1 and beta = 0 for `affine=False`. The same holds through a channel
+concatenation of convolutions (DARTS's FactorizedReduce: `bn(cat([conv_1(x), conv_2(y)]))`): each
+convolution takes the slice of the statistics for its channels.
+
+Only when every convolution is read by nothing but the batch norm (or the `cat`), since the folded
+convolution no longer computes the unnormalised value; only for float32/float64 weights.
+
+Numerics: the folded weights are new tensors (the supernet's own are never modified), computed in
+float64 and rounded once to the weights' dtype. The result differs from conv-then-normalise by
+rounding only: a few float32 ulps of each output, relative to its magnitude.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..ir.graph import Graph
+from .manager import PassContext, PassResult, register_pass
+from .patterns import bypass, sole_user
+
+FOLDABLE_DTYPES = (torch.float32, torch.float64)
+
+
+def scale_and_shift(graph: Graph, bn: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (s, t) with batch_norm(x) = s * x + t, in float64."""
+    params = graph.params(bn)
+    mean = params["running_mean"].detach().double()
+    var = params["running_var"].detach().double()
+    gamma = params["weight"].detach().double() if "weight" in params else torch.ones_like(mean)
+    beta = params["bias"].detach().double() if "bias" in params else torch.zeros_like(mean)
+    scale = gamma / torch.sqrt(var + graph.attrs(bn)["eps"])
+    return scale, beta - mean * scale
+
+
+def fold_into_conv(graph: Graph, conv: str, scale: torch.Tensor, shift: torch.Tensor) -> None:
+    """Make `conv` compute s * conv(x) + t (new weight and bias tensors)."""
+    params = graph.params(conv)
+    weight = params["weight"].detach()
+    bias = params["bias"].detach().double() if "bias" in params else torch.zeros(weight.shape[0], dtype=torch.float64)
+    folded_weight = weight.double() * scale.reshape(-1, *[1] * (weight.dim() - 1))
+    params["weight"] = folded_weight.to(weight.dtype)
+    params["bias"] = (bias * scale + shift).to(weight.dtype)
+
+
+def is_foldable_conv(graph: Graph, node: str, user: str) -> bool:
+    """A float conv2d read only by `user`, with a constant weight."""
+    return (graph.op(node) == "conv2d" and sole_user(graph, node) == user
+            and graph.params(node)["weight"].dtype in FOLDABLE_DTYPES)
+
+
+def _channels(graph: Graph, conv: str) -> int:
+    return graph.params(conv)["weight"].shape[0]
+
+
+def _conv_producers(graph: Graph, bn: str) -> list[str] | None:
+    """The convolutions the batch norm `bn` can fold into, in channel order, or None."""
+    source = graph.inputs(bn)[0]
+    if is_foldable_conv(graph, source, bn):
+        producers = [source]
+    elif graph.op(source) == "cat" and graph.attrs(source)["dim"] == 1 and sole_user(graph, source) == bn:
+        producers = graph.inputs(source)
+        if len(set(producers)) != len(producers) or not all(is_foldable_conv(graph, p, source) for p in producers):
+            return None
+    else:
+        return None
+    if sum(_channels(graph, p) for p in producers) != graph.params(bn)["running_mean"].numel():
+        return None
+    return producers
+
+
+@register_pass("fold-batch-norm")
+def fold_batch_norm(graph: Graph, ctx: PassContext) -> PassResult:
+    folded = 0
+    for bn in graph.nodes_of("batch_norm"):
+        producers = _conv_producers(graph, bn)
+        if producers is None:
+            continue
+        scale, shift = scale_and_shift(graph, bn)
+        start = 0
+        for conv in producers:
+            end = start + _channels(graph, conv)
+            fold_into_conv(graph, conv, scale[start:end], shift[start:end])
+            start = end
+        bypass(graph, bn, graph.inputs(bn)[0])
+        folded += 1
+    return PassResult(changed=bool(folded))
