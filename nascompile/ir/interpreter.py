@@ -133,9 +133,13 @@ class Interpreter:
         return functools.reduce(torch.add, terms)
 
     def run(self, inputs: Sequence[Any], on_value: Callable[[str, Any], None] | None = None) -> list[Any]:
-        """Values of the output node's arguments for the given graph inputs."""
+        """Values of the output node's arguments for the given graph inputs.
+
+        A value is dropped once its last user has run, so memory follows the live values, not the graph.
+        """
         graph = self.graph
         values: dict[str, Any] = {}
+        users_left = {node: len(users) for node, users in graph.succ.items()}
         for node in graph.graph_inputs():
             index = graph.attrs(node)["index"]
             if index >= len(inputs):
@@ -147,7 +151,12 @@ class Interpreter:
             op = data["op"]
             if op == "input":
                 continue
-            args = [values[src] for src in graph.inputs(node)]
+            sources = graph.inputs(node)
+            args = [values[src] for src in sources]
+            for src in set(sources):
+                users_left[src] -= 1
+                if not users_left[src]:
+                    del values[src]
             if node in self.overlay.kept:
                 args = [args[i] for i in self.overlay.kept[node]]
             if op == "output":
