@@ -92,8 +92,8 @@ def test_a_concatenation_with_anything_but_convolutions_is_not_folded():
 def test_folded_weights_are_new_tensors_and_the_supernets_are_untouched():
     graph = parse_graph(f"""graph {{
   {X}
-  %c = conv2d(%x) {CONV} params(weight: f32[2,1,1,1] = [[[[2.0]]], [[[1.0]]]])
-  %bn = batch_norm(%c) {{eps=1e-05}} {BN}
+  %c = conv2d(%x) {CONV} params(weight: f32[2,1,1,1] = [[[[2.0]]], [[[1.0]]]]) : f32[1,2,3,3]
+  %bn = batch_norm(%c) {{eps=1e-05}} {BN} : f32[1,2,3,3]
   %output = output(%bn)
 }}""")
     original = graph.params("c")["weight"]
@@ -122,5 +122,16 @@ def test_random_statistics_fold_within_float32_rounding():
     inputs = (torch.randn(2, 4, 5, 5),)
     from nascompile.passes import run_pipeline
 
-    run_pipeline(graph, "fold-batch-norm", PassContext(example_inputs=inputs), verify_each=True)
+    run_pipeline(graph, "infer-shapes,fold-batch-norm", PassContext(example_inputs=inputs), verify_each=True)
     assert graph.count_ops() == {"input": 1, "conv2d": 1, "output": 1}
+
+
+def test_an_unbatched_convolution_is_not_folded():
+    # on C x H x W, batch norm's dim 1 is H (here 2, like the channels): folding per channel would be wrong
+    text = f"""graph {{
+  %x = input() {{index=0}} : f32[1,2,3]
+  %c = conv2d(%x) {CONV} params(weight: f32[2,1,1,1] = [[[[2.0]]], [[[1.0]]]]) : f32[2,2,3]
+  %bn = batch_norm(%c) {{eps=0.0}} {BN} : f32[2,2,3]
+  %output = output(%bn)
+}}"""
+    assert_unchanged(text, "fold-batch-norm")

@@ -7,7 +7,9 @@ concatenation of convolutions (DARTS's FactorizedReduce: `bn(cat([conv_1(x), con
 convolution takes the slice of the statistics for its channels.
 
 Only when every convolution is read by nothing but the batch norm (or the `cat`), since the folded
-convolution no longer computes the unnormalised value; only for float32/float64 weights.
+convolution no longer computes the unnormalised value; only for float32/float64 weights; and only when
+the batch norm's input is known (meta from `infer-shapes`) to be batched, N x C x H x W: on an
+unbatched C x H x W convolution output, batch norm's dim 1 would be H, not the channels.
 
 Numerics: the folded weights are new tensors (the supernet's own are never modified), computed in
 float64 and rounded once to the weights' dtype. The result differs from conv-then-normalise by
@@ -56,8 +58,16 @@ def _channels(graph: Graph, conv: str) -> int:
     return graph.params(conv)["weight"].shape[0]
 
 
+def normalizes_channels(graph: Graph, bn: str) -> bool:
+    """Is `bn`'s input known to be N x C x H x W, so that its dim 1 is the convolutions' channels?"""
+    shape = graph.meta(graph.inputs(bn)[0]).get("shape")
+    return shape is not None and len(shape) == 4
+
+
 def _conv_producers(graph: Graph, bn: str) -> list[str] | None:
     """The convolutions the batch norm `bn` can fold into, in channel order, or None."""
+    if not normalizes_channels(graph, bn):
+        return None
     source = graph.inputs(bn)[0]
     if is_foldable_conv(graph, source, bn):
         producers = [source]

@@ -15,8 +15,8 @@ Batch norm is a per-channel affine map y = s * x + t (`fold_batch_norm.scale_and
    is 1/(kh*kw) (1/divisor_override) over the zero-padded input; the batch norm folds into it, and the
    two nodes become one `conv2d` with weights s/(kh*kw) and bias t.
 
-Exact in real arithmetic; in floating point the results differ by rounding only, as for
-`fold-batch-norm`. (DARTS's own pools, `count_include_pad=False` on cell states read by several edges,
+Both only on batched N x C x H x W values, as `fold-batch-norm`. Exact in real arithmetic; in
+floating point the results differ by rounding only, as for `fold-batch-norm`. (DARTS's own pools, `count_include_pad=False` on cell states read by several edges,
 fit neither case; they stay a pool and a batch norm.)
 """
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from ..ir.graph import Graph
-from .fold_batch_norm import FOLDABLE_DTYPES, fold_into_conv, is_foldable_conv, scale_and_shift
+from .fold_batch_norm import FOLDABLE_DTYPES, fold_into_conv, is_foldable_conv, normalizes_channels, scale_and_shift
 from .manager import PassContext, PassResult, register_pass
 from .patterns import bypass, sole_user
 
@@ -61,7 +61,8 @@ def _avg_pool_as_conv(graph: Graph, pool: str, bn: str, scale: torch.Tensor, shi
 
 def fold_one(graph: Graph, bn: str) -> bool:
     pool = graph.inputs(bn)[0]
-    if graph.op(pool) not in ("max_pool2d", "avg_pool2d") or sole_user(graph, pool) != bn:
+    if graph.op(pool) not in ("max_pool2d", "avg_pool2d") or sole_user(graph, pool) != bn \
+            or not normalizes_channels(graph, bn):
         return False
     scale, shift = scale_and_shift(graph, bn)
     conv = graph.inputs(pool)[0]

@@ -6,9 +6,9 @@ pipeline is a string of pass names, each optionally with options in braces, as i
     darts-choice,finalize{rank=logit max-final-edges=1},dce,expand
 
 After every pass that reports a change the verifier runs (a pass that changed nothing leaves the graph
-as verified before it; on a 100,000-node graph verifying costs about a second). With `verify_each`, the graph before the pass is also run by the
-interpreter under the decisions the pass made (its `overlay`) and compared with the graph after it on
-the example inputs; a difference names the pass.
+as verified before it; verifying a 100,000-node graph takes about a second). With `verify_each`, the
+graph before the pass is also run by the interpreter under the decisions the pass made (its `overlay`)
+and compared with the graph after it on the example inputs; a difference names the pass.
 """
 
 from __future__ import annotations
