@@ -133,14 +133,18 @@ def export_with_torch(model, inputs, path: Path, dynamo: bool) -> None:
 
 # --- latency ----------------------------------------------------------------------------------------
 def latencies(paths: dict[str, Path], batch: int, runs: int, rounds: int) -> dict[str, float]:
-    """Median latency (ms) per model: `rounds` rounds visiting every model in turn, `runs` runs in all."""
-    sessions = {name: make_session(str(path), "cpu") for name, path in paths.items()}
+    """Median latency (ms) per model: `rounds` rounds visiting every model in turn, `runs` runs in all.
+
+    Each round starts one model later, so no model always runs right after the heavy supernet.
+    """
+    sessions = list({name: make_session(str(path), "cpu") for name, path in paths.items()}.items())
     feed = [np.random.default_rng(0).standard_normal((batch, 3, 32, 32), dtype=np.float32)]
     per_round = max(1, math.ceil(runs / rounds))
     medians: dict[str, list[float]] = {name: [] for name in paths}
-    for _ in range(rounds):
-        for name, session in sessions.items():
-            medians[name].append(measure_latency(session, feed, runs=per_round, warmup=3))
+    for round_index in range(rounds):
+        shift = round_index % len(sessions)
+        for name, session in sessions[shift:] + sessions[:shift]:
+            medians[name].append(measure_latency(session, feed, runs=per_round, warmup=5))
     return {name: statistics.median(values) for name, values in medians.items()}
 
 
@@ -176,104 +180,102 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a / b
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark nascompile against torch.onnx.export.")
-    parser.add_argument("--quick", action="store_true", help="under 2 minutes: fewer runs, no dynamo=True export")
-    parser.add_argument("--json", metavar="PATH", help="also write every measurement to this JSON file")
-    args = parser.parse_args(argv)
-    settings = Settings.make(args.quick)
-    started = time.perf_counter()
-    load_before = os.getloadavg()
-    work = Path(tempfile.mkdtemp(prefix="nascompile-bench-"))
+def measure_compile(settings: Settings, model, inputs, files: dict[str, Path]) -> tuple[dict, dict]:
+    """Median compile/export seconds and timed-run counts per column; writes the ONNX files."""
+    seconds: dict[str, float | None] = {name: None for name in files}
+    runs: dict[str, int] = {}
 
-    model = darts_cnn.build()
-    inputs = darts_cnn.example_inputs()
-    files = {"nascompile": work / "nascompile.onnx", "dynamo=False": work / "dynamo_false.onnx",
-             "dynamo=True": work / "dynamo_true.onnx", "supernet": work / "supernet.onnx"}
+    def measure(name: str, fn, count: int) -> None:
+        times = timed_runs(fn, count)
+        seconds[name], runs[name] = statistics.median(times), len(times)
 
-    # compile time, one process
-    compile_s: dict[str, float | None] = {"dynamo=True": None, "supernet": None}
-    ours = timed_runs(lambda: compile_with_nascompile(model, inputs, files["nascompile"]), settings.compile_runs)
-    compile_s["nascompile"] = statistics.median(ours)
+    measure("nascompile", lambda: compile_with_nascompile(model, inputs, files["nascompile"]), settings.compile_runs)
     result = compile_with_nascompile(model, inputs, files["nascompile"])
-    runs_of = {"nascompile": len(ours)}
     with result.lifter.fixed(model, result.choices.by_path()):
-        exported = timed_runs(lambda: export_with_torch(model, inputs, files["dynamo=False"], False), settings.export_runs)
-        compile_s["dynamo=False"] = statistics.median(exported)
-        runs_of["dynamo=False"] = len(exported)
+        measure("dynamo=False", lambda: export_with_torch(model, inputs, files["dynamo=False"], False), settings.export_runs)
         if settings.dynamo:
-            exported = timed_runs(lambda: export_with_torch(model, inputs, files["dynamo=True"], True), settings.export_runs)
-            compile_s["dynamo=True"] = statistics.median(exported)
-            runs_of["dynamo=True"] = len(exported)
-    if settings.supernet:
+            measure("dynamo=True", lambda: export_with_torch(model, inputs, files["dynamo=True"], True), settings.export_runs)
+    if settings.supernet:  # search mode: every candidate, mixed by the softmax of its alphas; timed once
         start = time.perf_counter()
-        export_with_torch(model, inputs, files["supernet"], False)  # search mode: every candidate, mixed
-        compile_s["supernet"] = time.perf_counter() - start
-        runs_of["supernet"] = 1
-    present = {name: path for name, path in files.items() if path.exists()}
+        export_with_torch(model, inputs, files["supernet"], False)
+        seconds["supernet"], runs["supernet"] = time.perf_counter() - start, 1
+    return seconds, runs
 
-    # latency and node counts
-    nodes = {name: node_count(path) for name, path in present.items()}
-    latency = {batch: latencies(present, batch, settings.latency_runs, settings.latency_rounds) for batch in (1, 32)}
 
-    # scaling, each in a fresh process
-    scaling = [probe("darts", cells, settings.probe_runs) for cells in settings.darts_cells]
-    scaling.append(probe("synthetic", settings.synthetic_nodes, 1))
+def check_targets(compile_s: dict, nodes: dict, latency: dict, scaling: list[dict]) -> dict[str, float | None]:
+    """The ratios the targets bound (None where a measurement was skipped)."""
     by_cells = {p["size"]: p for p in scaling if p["kind"] == "darts"}
-    darts8 = by_cells[8]
-
-    checks = {
+    return {
         "compile_vs_dynamo_false": ratio(compile_s["nascompile"], compile_s["dynamo=False"]),
         "compile_vs_dynamo_true": ratio(compile_s["nascompile"], compile_s["dynamo=True"]),
         "latency_vs_dynamo_false_b1": ratio(latency[1]["nascompile"], latency[1]["dynamo=False"]),
         "latency_vs_dynamo_false_b32": ratio(latency[32]["nascompile"], latency[32]["dynamo=False"]),
         "nodes_vs_dynamo_false": ratio(nodes["nascompile"], nodes["dynamo=False"]),
-        "scaling_50_vs_8_cells": ratio(by_cells[50]["compile_s"], darts8["compile_s"]),
-        "peak_memory_vs_weights": ratio(darts8["peak_extra_mb"], darts8["weights_mb"]),
+        "scaling_50_vs_8_cells": ratio(by_cells[50]["compile_s"], by_cells[8]["compile_s"]),
+        "peak_memory_vs_weights": ratio(by_cells[8]["peak_extra_mb"], by_cells[8]["weights_mb"]),
     }
-    limits = {key: TARGETS[key.rsplit("_b", 1)[0] if key.startswith("latency") else key] for key in checks}
 
-    # the table
+
+def limit_of(check: str) -> float:
+    return TARGETS[check.rsplit("_b", 1)[0] if check.startswith("latency") else check]
+
+
+def format_table(settings: Settings, compile_s: dict, runs: dict, nodes: dict, latency: dict, scaling: list[dict],
+                 checks: dict) -> list[str]:
     columns = ["nascompile", "dynamo=False", "dynamo=True", "supernet"]
-    lines = []
-
-    def row(metric: str, values: list[str], check: str = "") -> None:
-        lines.append(f"{metric:<34}" + "".join(f"{v:>14}" for v in values) + f"  {check}")
-
-    def target_text(key: str) -> str:
-        value = checks[key]
-        shown = "-" if value is None else f"{value:.3f}x"
-        return f"ratio {shown} (<= {limits[key]:.3g}x) {verdict(value, limits[key])}"
-
-    lines.append("nascompile vs torch.onnx.export: DARTS CIFAR-10 search supernet (8 cells, C=16), CPU")
+    lines = ["nascompile vs torch.onnx.export: DARTS CIFAR-10 search supernet (8 cells, C=16), CPU"]
     if settings.quick:
         lines.append("quick mode: " + "; ".join(settings.trimmed()))
+
+    def row(metric: str, values: list[str], check: str = "") -> None:
+        lines.append(f"{metric:<38}" + "".join(f"{v:>15}" for v in values) + f"  {check}")
+
+    def target(check: str) -> str:
+        value, limit = checks[check], limit_of(check)
+        return f"ratio {'-' if value is None else f'{value:.3f}x'} (<= {limit:.3g}x) {verdict(value, limit)}"
+
     row("", columns)
-    row("compile time (s, median)", [fmt(compile_s.get(c)) for c in columns], target_text("compile_vs_dynamo_false"))
-    row("  timed runs (after a warm-up)", [fmt(runs_of.get(c)) for c in columns], target_text("compile_vs_dynamo_true"))
-    row("ONNX nodes", [fmt(nodes.get(c)) for c in columns], target_text("nodes_vs_dynamo_false"))
+    row("compile time (s, median)", [fmt(compile_s.get(c)) for c in columns], target("compile_vs_dynamo_false"))
+    row("  timed runs (after a warm-up)", [fmt(runs.get(c)) for c in columns], target("compile_vs_dynamo_true"))
+    row("ONNX nodes", [fmt(nodes.get(c)) for c in columns], target("nodes_vs_dynamo_false"))
     for batch in (1, 32):
         row(f"onnxruntime CPU latency, batch {batch} (ms)", [fmt(latency[batch].get(c)) for c in columns],
-            target_text(f"latency_vs_dynamo_false_b{batch}"))
-    row("scaling (fresh process each)", ["compile (s)", "lifted nodes", "discrete nodes", "peak +MiB"])
+            target(f"latency_vs_dynamo_false_b{batch}"))
+    row("scaling (a fresh process each)", ["compile (s)", "lifted nodes", "discrete nodes", "peak +MiB"])
     for p in scaling:
-        name = f"DARTS {p['size']} cells" if p["kind"] == "darts" else f"synthetic {p['lifted_nodes']:,} IR nodes"
         note = f"weights {p['weights_mb']:.1f} MiB, baseline {p['baseline_mb']:.0f} MiB"
-        if p["kind"] == "darts" and p["size"] == 50:
-            note = target_text("scaling_50_vs_8_cells")
         if p["kind"] == "darts" and p["size"] == 8:
-            note = f"peak +{p['peak_extra_mb']:.1f} MiB / weights {p['weights_mb']:.1f} MiB: " + target_text("peak_memory_vs_weights")
+            note = f"peak +{p['peak_extra_mb']:.1f} MiB / weights {p['weights_mb']:.1f} MiB: {target('peak_memory_vs_weights')}"
+        elif p["kind"] == "darts" and p["size"] == 50:
+            note = "time 50 / 8 cells: " + target("scaling_50_vs_8_cells")
+        name = f"DARTS {p['size']} cells" if p["kind"] == "darts" else f"synthetic {p['lifted_nodes']:,} IR nodes"
         row(name, [fmt(p["compile_s"]), fmt(p["lifted_nodes"]), fmt(p["discrete_nodes"]), fmt(p["peak_extra_mb"])], note)
+    return lines
+
+
+def run(settings: Settings, work: Path, json_path: str | None) -> int:
+    started, load_before = time.perf_counter(), os.getloadavg()
+    model, inputs = darts_cnn.build(), darts_cnn.example_inputs()
+    files = {"nascompile": work / "nascompile.onnx", "dynamo=False": work / "dynamo_false.onnx",
+             "dynamo=True": work / "dynamo_true.onnx", "supernet": work / "supernet.onnx"}
+    compile_s, runs = measure_compile(settings, model, inputs, files)
+    present = {name: path for name, path in files.items() if path.exists()}
+    nodes = {name: node_count(path) for name, path in present.items()}
+    latency = {batch: latencies(present, batch, settings.latency_runs, settings.latency_rounds) for batch in (1, 32)}
+    scaling = [probe("darts", cells, settings.probe_runs) for cells in settings.darts_cells]
+    scaling.append(probe("synthetic", settings.synthetic_nodes, 1))
+    checks = check_targets(compile_s, nodes, latency, scaling)
+
     load_after = os.getloadavg()
+    lines = format_table(settings, compile_s, runs, nodes, latency, scaling, checks)
     lines.append(f"load average {load_before[0]:.2f} -> {load_after[0]:.2f} on {os.cpu_count()} cores; "
                  f"{time.perf_counter() - started:.0f} s in all")
     print("\n".join(lines))
-
-    if args.json:
-        Path(args.json).write_text(json.dumps({
-            "settings": asdict(settings), "trimmed": settings.trimmed(), "compile_s": compile_s, "timed_runs": runs_of,
+    if json_path:
+        Path(json_path).write_text(json.dumps({
+            "settings": asdict(settings), "trimmed": settings.trimmed(), "compile_s": compile_s, "timed_runs": runs,
             "nodes": nodes, "latency_ms": {str(b): v for b, v in latency.items()}, "scaling": scaling,
-            "checks": {key: {"ratio": value, "limit": limits[key], "verdict": verdict(value, limits[key])}
+            "checks": {key: {"ratio": value, "limit": limit_of(key), "verdict": verdict(value, limit_of(key))}
                        for key, value in checks.items()},
             "environment": {"python": platform.python_version(), "torch": torch.__version__, "onnx": onnx.__version__,
                             "onnxruntime": onnxruntime.__version__, "cores": os.cpu_count(),
@@ -281,6 +283,15 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": time.perf_counter() - started,
         }, indent=2) + "\n")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark nascompile against torch.onnx.export.")
+    parser.add_argument("--quick", action="store_true", help="under 2 minutes: fewer runs, no dynamo=True export")
+    parser.add_argument("--json", metavar="PATH", help="also write every measurement to this JSON file")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="nascompile-bench-") as work:
+        return run(Settings.make(args.quick), Path(work), args.json)
 
 
 if __name__ == "__main__":
