@@ -46,16 +46,20 @@ class Emitter:
         self.initializers = self.model.graph.initializer
         self.values: dict[str, Any] = {}  # IR node -> ONNX value name (or list of names for `pack`)
         self._taken: set[str] = set()
+        self._suffixes: dict[str, int] = {}
         self._tensor_names: dict[int, str] = {}
         self._constants: dict[tuple, str] = {}
         self.output_alias: dict[str, str] = {}  # IR node -> graph output name its value should take
 
     # --- names ------------------------------------------------------------------------------------
     def unique(self, base: str) -> str:
-        name, i = base, 0
+        """`base`, or `base_1`, `base_2`, ...: the first not taken (counting on from the last, so that
+        many values sharing one base cost linear time)."""
+        name, i = base, self._suffixes.get(base, 0)
         while name in self._taken:
             i += 1
             name = f"{base}_{i}"
+        self._suffixes[base] = i
         self._taken.add(name)
         return name
 
