@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir.graph import Graph
-from ..ir.text import format_value
 from .manager import PassContext, PassResult, register_pass
 from .patterns import bypass
 
@@ -41,7 +40,7 @@ def value_key(graph: Graph, node: str) -> tuple:
     args = graph.inputs(node)
     if op in COMMUTATIVE and len(args) == 2:
         args = sorted(args)
-    attrs = format_value([[k, data["attrs"][k]] for k in sorted(data["attrs"])])
+    attrs = repr(sorted(data["attrs"].items()))  # repr tells 1 from 1.0 and True, and 0.0 from -0.0
     params = tuple(_param_key(k, data["params"][k], op == "constant") for k in sorted(data["params"]))
     return op, tuple(args), attrs, params
 

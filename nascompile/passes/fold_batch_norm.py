@@ -18,6 +18,7 @@ rounding only: a few float32 ulps of each output, relative to its magnitude.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..ir.graph import Graph
@@ -27,25 +28,29 @@ from .patterns import bypass, sole_user
 FOLDABLE_DTYPES = (torch.float32, torch.float64)
 
 
-def scale_and_shift(graph: Graph, bn: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (s, t) with batch_norm(x) = s * x + t, in float64."""
+def scale_and_shift(graph: Graph, bn: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (s, t) with batch_norm(x) = s * x + t, in float64 (numpy: these are small vectors, and
+    numpy's per-call cost is a fraction of torch's)."""
     params = graph.params(bn)
-    mean = params["running_mean"].detach().double()
-    var = params["running_var"].detach().double()
-    gamma = params["weight"].detach().double() if "weight" in params else torch.ones_like(mean)
-    beta = params["bias"].detach().double() if "bias" in params else torch.zeros_like(mean)
-    scale = gamma / torch.sqrt(var + graph.attrs(bn)["eps"])
+    mean, var = _float64(params["running_mean"]), _float64(params["running_var"])
+    gamma = _float64(params["weight"]) if "weight" in params else np.ones_like(mean)
+    beta = _float64(params["bias"]) if "bias" in params else np.zeros_like(mean)
+    scale = gamma / np.sqrt(var + graph.attrs(bn)["eps"])
     return scale, beta - mean * scale
 
 
-def fold_into_conv(graph: Graph, conv: str, scale: torch.Tensor, shift: torch.Tensor) -> None:
+def fold_into_conv(graph: Graph, conv: str, scale: np.ndarray, shift: np.ndarray) -> None:
     """Make `conv` compute s * conv(x) + t (new weight and bias tensors)."""
     params = graph.params(conv)
-    weight = params["weight"].detach()
-    bias = params["bias"].detach().double() if "bias" in params else torch.zeros(weight.shape[0], dtype=torch.float64)
-    folded_weight = weight.double() * scale.reshape(-1, *[1] * (weight.dim() - 1))
-    params["weight"] = folded_weight.to(weight.dtype)
-    params["bias"] = (bias * scale + shift).to(weight.dtype)
+    weight = params["weight"]
+    bias = _float64(params["bias"]) if "bias" in params else np.zeros(weight.shape[0])
+    folded_weight = _float64(weight) * scale.reshape(-1, *[1] * (weight.dim() - 1))
+    params["weight"] = torch.from_numpy(folded_weight).to(weight.dtype)
+    params["bias"] = torch.from_numpy(bias * scale + shift).to(weight.dtype)
+
+
+def _float64(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().double().numpy()
 
 
 def is_foldable_conv(graph: Graph, node: str, user: str) -> bool:

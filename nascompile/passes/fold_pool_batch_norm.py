@@ -22,6 +22,7 @@ fit neither case; they stay a pool and a batch norm.)
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..ir.graph import Graph
@@ -30,7 +31,7 @@ from .manager import PassContext, PassResult, register_pass
 from .patterns import bypass, sole_user
 
 
-def _commutes(graph: Graph, pool: str, scale: torch.Tensor) -> bool:
+def _commutes(graph: Graph, pool: str, scale: np.ndarray) -> bool:
     """Does the per-channel map with `scale` commute with this pool (case 1)?"""
     attrs = graph.attrs(pool)
     if graph.op(pool) == "max_pool2d":
@@ -46,17 +47,18 @@ def _is_fixed_window_average(graph: Graph, pool: str) -> bool:
         attrs["count_include_pad"] or list(attrs["padding"]) == [0, 0])
 
 
-def _avg_pool_as_conv(graph: Graph, pool: str, bn: str, scale: torch.Tensor, shift: torch.Tensor) -> None:
+def _avg_pool_as_conv(graph: Graph, pool: str, bn: str, scale: np.ndarray, shift: np.ndarray) -> None:
     """Turn `pool` into the depthwise conv2d computing BN(pool(x)); `bn` is bypassed by the caller."""
     attrs = graph.attrs(pool)
     kh, kw = attrs["kernel_size"]
     divisor = attrs.get("divisor_override") or kh * kw
     dtype = graph.params(bn)["running_mean"].dtype
-    channels = scale.numel()
-    weight = (scale / divisor).reshape(channels, 1, 1, 1).expand(channels, 1, kh, kw).to(dtype).contiguous()
+    channels = scale.size
+    weight = torch.from_numpy(np.broadcast_to((scale / divisor).reshape(channels, 1, 1, 1), (channels, 1, kh, kw)).copy())
+    weight = weight.to(dtype)
     graph.replace_op(pool, "conv2d", graph.inputs(pool), attrs={
         "stride": list(attrs["stride"]), "padding": list(attrs["padding"]), "dilation": [1, 1], "groups": channels,
-    }, params={"weight": weight, "bias": shift.to(dtype)})
+    }, params={"weight": weight, "bias": torch.from_numpy(shift).to(dtype)})
 
 
 def fold_one(graph: Graph, bn: str) -> bool:
@@ -67,7 +69,7 @@ def fold_one(graph: Graph, bn: str) -> bool:
     scale, shift = scale_and_shift(graph, bn)
     conv = graph.inputs(pool)[0]
     if is_foldable_conv(graph, conv, pool) and _commutes(graph, pool, scale) \
-            and graph.params(conv)["weight"].shape[0] == scale.numel():
+            and graph.params(conv)["weight"].shape[0] == scale.size:
         fold_into_conv(graph, conv, scale, shift)
     elif _is_fixed_window_average(graph, pool) and graph.params(bn)["running_mean"].dtype in FOLDABLE_DTYPES:
         _avg_pool_as_conv(graph, pool, bn, scale, shift)
