@@ -28,7 +28,10 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-shape", action="append", metavar="1,3,32,32",
                    help="shape of an example input (repeat for several inputs); default: the SPEC's example_inputs()")
     p.add_argument("--seed", type=int, default=0, help="seed of the example inputs made from --input-shape")
-    p.add_argument("--pipeline", help="pass pipeline, e.g. 'darts-choice,finalize{rank=logit},dce,expand,infer-shapes'")
+    level = p.add_mutually_exclusive_group()
+    level.add_argument("--pipeline", help="pass pipeline, e.g. 'darts-choice,finalize{rank=logit},dce,expand,infer-shapes'")
+    level.add_argument("-O", dest="opt_level", choices=("0", "1"), default=None,
+                       help="-O0: decisions and lowering only; -O1: also the optimization passes (the default)")
     p.add_argument("--max-final-edges", type=int, default=2, help="edges kept per aggregation node by finalize (default 2)")
     p.add_argument("--rank", choices=("darts", "logit", "renorm"), default="darts",
                    help="edge rank convention for finalize (default darts)")
@@ -128,7 +131,10 @@ def compile_from_args(args: argparse.Namespace):
         print(f"// IR after {pass_name}", file=sys.stderr)
         print(text, file=sys.stderr)
 
-    result = compile_model(loaded.model, inputs, pipeline=args.pipeline, max_final_edges=args.max_final_edges,
+    from .passes import PIPELINES
+
+    pipeline = args.pipeline or (PIPELINES[args.opt_level] if args.opt_level else None)
+    result = compile_model(loaded.model, inputs, pipeline=pipeline, max_final_edges=args.max_final_edges,
                            rank=args.rank, verify_each=args.verify_each, print_after=set(args.print_after or ()),
                            printer=print_ir, arch_params=arch_params)
     for warning in result.warnings + result.choices.ties():

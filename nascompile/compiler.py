@@ -16,10 +16,10 @@ from .decisions import Decisions
 from .errors import InputShapeError
 from .frontend import ChoiceLifter, Recognizer, lift
 from .ir.graph import Graph
-from .passes import PIPELINE_O0, PassContext, run_pipeline
+from .passes import PIPELINE_O1, PassContext, run_pipeline
 from .reference import eval_mode, reference_outputs
 
-DEFAULT_PIPELINE = PIPELINE_O0
+DEFAULT_PIPELINE = PIPELINE_O1
 
 
 def as_input_tuple(example_inputs: Any) -> tuple[torch.Tensor, ...]:

@@ -40,19 +40,26 @@ class Emitter:
         self.graph = graph
         self.opset = opset
         self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
+        # initializers go straight into the model being built: every intermediate message holding them
+        # (helper.make_graph, make_model) would be one more copy of the weights at the peak
+        self.model = onnx.ModelProto()
+        self.initializers = self.model.graph.initializer
         self.values: dict[str, Any] = {}  # IR node -> ONNX value name (or list of names for `pack`)
         self._taken: set[str] = set()
+        self._suffixes: dict[str, int] = {}
         self._tensor_names: dict[int, str] = {}
         self._constants: dict[tuple, str] = {}
         self.output_alias: dict[str, str] = {}  # IR node -> graph output name its value should take
 
     # --- names ------------------------------------------------------------------------------------
     def unique(self, base: str) -> str:
-        name, i = base, 0
+        """`base`, or `base_1`, `base_2`, ...: the first not taken (counting on from the last, so that
+        many values sharing one base cost linear time)."""
+        name, i = base, self._suffixes.get(base, 0)
         while name in self._taken:
             i += 1
             name = f"{base}_{i}"
+        self._suffixes[base] = i
         self._taken.add(name)
         return name
 
@@ -65,7 +72,7 @@ class Emitter:
     # --- values -----------------------------------------------------------------------------------
     def initializer(self, base: str, array: np.ndarray) -> str:
         name = self.unique(base)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers.add().CopyFrom(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
     def param(self, node: str, key: str) -> str:
@@ -413,9 +420,13 @@ def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = T
             e._taken.add(out_name)
             e.nodes.append(helper.make_node("Identity", [value], [out_name], name=e.unique(f"{out_name}/Identity")))
         outputs.append(_value_info(out_name, graph.meta(src), dynamic_batch, f"output {out_name}"))
-    graph_proto = helper.make_graph(e.nodes, name, inputs, outputs, initializer=e.initializers)
-    model = helper.make_model(graph_proto, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="nascompile", producer_version=_version())
+    model = e.model  # holds the initializers already
+    model.graph.name = name
+    model.graph.node.extend(e.nodes)
+    model.graph.input.extend(inputs)
+    model.graph.output.extend(outputs)
+    model.opset_import.add(domain="", version=opset)
+    model.producer_name, model.producer_version = "nascompile", _version()
     model.ir_version = IR_VERSION
     for key, value in (metadata or {}).items():
         model.metadata_props.add(key=key, value=value)

@@ -4,12 +4,15 @@ Node data: `op` (a kind from `ops.OPS`), `attrs` (plain data), `params` (name ->
 (`shape`, `dtype`, `source` module path). An edge u -> v with data `port=i` makes u's value the i-th
 argument of v; a multigraph, because one value may feed two ports of one node (`x + x`).
 
-The helpers below keep ports dense and ordered, so passes never touch edges by hand.
+The helpers below keep ports dense and ordered, so passes never touch edges by hand. The reading
+helpers go to networkx's adjacency dicts (`_pred`, `_succ`, `_node`) directly: passes call them for
+every node, and networkx's view objects cost several times more than the work itself.
 """
 
 from __future__ import annotations
 
 import copy
+import heapq
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -73,16 +76,22 @@ class Graph(nx.MultiDiGraph):
 
     def inputs(self, node: str) -> list[str]:
         """Producers of `node`'s arguments, in port order."""
-        edges = sorted(self.in_edges(node, data="port"), key=lambda e: e[2])
-        return [src for src, _, _ in edges]
+        return [src for _, src in sorted(self._argument_edges(node))]
+
+    def input_ports(self, node: str) -> list[int]:
+        """The ports of `node`'s incoming edges, sorted (0..n-1 in a well-formed graph)."""
+        return sorted(port for port, _ in self._argument_edges(node))
+
+    def _argument_edges(self, node: str) -> list[tuple[int, str]]:
+        return [(data["port"], src) for src, edges in self._pred[node].items() for data in edges.values()]
 
     def users(self, node: str) -> list[tuple[str, int]]:
         """(consumer, port) pairs reading `node`'s value, in a deterministic order."""
-        return sorted((dst, port) for _, dst, port in self.out_edges(node, data="port"))
+        return sorted((dst, data["port"]) for dst, edges in self._succ[node].items() for data in edges.values())
 
     def nodes_of(self, op: str) -> list[str]:
         """All nodes of one op kind, in insertion order."""
-        return [n for n, data in self.nodes(data=True) if data["op"] == op]
+        return [n for n, data in self._node.items() if data["op"] == op]
 
     def graph_inputs(self) -> list[str]:
         return sorted(self.nodes_of("input"), key=lambda n: self.attrs(n)["index"])
@@ -96,9 +105,28 @@ class Graph(nx.MultiDiGraph):
         return outputs[0]
 
     def order(self) -> list[str]:
-        """Topological order; ties go to the node inserted first, so the order is deterministic."""
-        rank = {node: i for i, node in enumerate(self.nodes)}
-        return list(nx.lexicographical_topological_sort(self, key=rank.__getitem__))
+        """Topological order; ties go to the node inserted first, so the order is deterministic.
+
+        (networkx's `lexicographical_topological_sort(graph, key=insertion rank)`, on the adjacency
+        dicts: Kahn's algorithm taking the earliest-inserted ready node each time.) Raises
+        `networkx.NetworkXUnfeasible` when the graph has a cycle.
+        """
+        nodes = list(self._node)
+        rank = {node: i for i, node in enumerate(nodes)}
+        pred, succ = self._pred, self._succ
+        waiting = {node: len(pred[node]) for node in nodes if pred[node]}
+        ready = [i for i, node in enumerate(nodes) if not pred[node]]  # ranks: a sorted list is a heap
+        order = []
+        while ready:
+            node = nodes[heapq.heappop(ready)]
+            order.append(node)
+            for user in succ[node]:
+                waiting[user] -= 1
+                if not waiting[user]:
+                    heapq.heappush(ready, rank[user])
+        if len(order) != len(rank):
+            raise nx.NetworkXUnfeasible("the graph contains a cycle")
+        return order
 
     @property
     def root(self) -> nn.Module | None:

@@ -8,8 +8,9 @@ a graph that does not record them yet.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,26 @@ _KERNELS: dict[str, Callable[..., Any]] = {
 }
 
 
+def apply_op(op: str, args: Sequence[Any], attrs: dict[str, Any], params: dict[str, Any]) -> Any:
+    """The value of one primitive op (not a choice, input or output) on argument values."""
+    return _KERNELS[op](*args, **attrs, params=params)
+
+
+@contextlib.contextmanager
+def input_errors(graph: Graph, node: str, args: Sequence[Any]) -> Iterator[None]:
+    """Report torch's failure to compute `node` on its arguments as an input that does not fit the model."""
+    try:
+        yield
+    except NascompileError:
+        raise
+    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+        shapes = [list(a.shape) if isinstance(a, torch.Tensor) else a for a in args]
+        source = graph.meta(node).get("source") or "<model>"
+        raise InputShapeError(
+            f"{graph.op(node)} at module {source!r} (node %{node}) fails on its inputs of shape {shapes}: "
+            f"{str(exc).splitlines()[0]}. Does the input shape fit the model?") from None
+
+
 class Interpreter:
     """Evaluates a graph node by node in topological order."""
 
@@ -128,9 +149,13 @@ class Interpreter:
         return functools.reduce(torch.add, terms)
 
     def run(self, inputs: Sequence[Any], on_value: Callable[[str, Any], None] | None = None) -> list[Any]:
-        """Values of the output node's arguments for the given graph inputs."""
+        """Values of the output node's arguments for the given graph inputs.
+
+        A value is dropped once its last user has run, so memory follows the live values, not the graph.
+        """
         graph = self.graph
         values: dict[str, Any] = {}
+        users_left = {node: len(users) for node, users in graph.succ.items()}
         for node in graph.graph_inputs():
             index = graph.attrs(node)["index"]
             if index >= len(inputs):
@@ -142,27 +167,24 @@ class Interpreter:
             op = data["op"]
             if op == "input":
                 continue
-            args = [values[src] for src in graph.inputs(node)]
+            sources = graph.inputs(node)
+            args = [values[src] for src in sources]
+            for src in set(sources):
+                users_left[src] -= 1
+                if not users_left[src]:
+                    del values[src]
             if node in self.overlay.kept:
                 args = [args[i] for i in self.overlay.kept[node]]
             if op == "output":
                 result = args
                 continue
-            try:
+            with input_errors(graph, node, args):
                 if op == "layer_choice":
                     value = self.layer_choice(node, args)
                 elif op == "input_choice":
                     value = reduce_inputs(args, data["attrs"]["reduction"])
                 else:
-                    value = _KERNELS[op](*args, **data["attrs"], params=data["params"])
-            except NascompileError:
-                raise
-            except (RuntimeError, ValueError, IndexError, TypeError) as exc:
-                shapes = [list(a.shape) if isinstance(a, torch.Tensor) else a for a in args]
-                source = data["meta"].get("source") or "<model>"
-                raise InputShapeError(
-                    f"{op} at module {source!r} (node %{node}) fails on its inputs of shape {shapes}: "
-                    f"{str(exc).splitlines()[0]}. Does the input shape fit the model?") from None
+                    value = apply_op(op, args, data["attrs"], data["params"])
             values[node] = value
             if on_value is not None:
                 on_value(node, value)

@@ -21,7 +21,7 @@ def _where(graph: Graph, node: str) -> str:
 
 
 def _check_ports(graph: Graph, node: str) -> int:
-    ports = sorted(port for _, _, port in graph.in_edges(node, data="port"))
+    ports = graph.input_ports(node)
     if ports != list(range(len(ports))):
         raise IRError(f"{_where(graph, node)} has argument ports {ports}; they must be 0..{len(ports) - 1} "
                       "with no gaps or duplicates (a dangling or doubled edge)")
@@ -99,7 +99,9 @@ def verify_graph(graph: Graph) -> None:
             _check_layer_choice(graph, node)
         elif op == "input_choice":
             _check_input_choice(graph, node, n_inputs)
-    if not nx.is_directed_acyclic_graph(graph):
+    try:
+        graph.order()
+    except nx.NetworkXUnfeasible:
         cycle = [u for u, _, *_ in nx.find_cycle(graph)]
         raise IRError("the IR graph has a cycle: " + " -> ".join(f"%{n}" for n in cycle + cycle[:1]))
     indices = sorted(graph.attrs(n)["index"] for n in graph.nodes_of("input"))

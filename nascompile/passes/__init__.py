@@ -6,10 +6,19 @@ import importlib
 
 from .manager import PassContext, PassResult, available_passes, parse_pipeline, register_pass, run_pipeline
 
-_PASS_MODULES = ("darts_choice", "finalize", "dce", "expand", "infer_shapes")
+_PASS_MODULES = ("darts_choice", "finalize", "dce", "expand", "infer_shapes", "fold_constants", "simplify",
+                 "eliminate_zeros", "eliminate_identities", "merge_sums", "cse", "fold_batch_norm",
+                 "fold_pool_batch_norm")
 
 #: Decisions and lowering to primitive ops, without optimizations (-O0).
 PIPELINE_O0 = "darts-choice,finalize,dce,expand,dce,infer-shapes"
+
+#: -O0, then the optimizations (-O1, the default). Shapes are inferred first: the rewrites use them to
+#: prove that they keep every value's shape and dtype, and keep them up to date for the emitter.
+PIPELINE_O1 = (PIPELINE_O0 + ",fold-constants,simplify,eliminate-zeros,eliminate-identities,merge-sums,cse,"
+               "fold-batch-norm,fold-pool-batch-norm,dce")
+
+PIPELINES = {"0": PIPELINE_O0, "1": PIPELINE_O1}
 
 
 def load_all() -> None:
@@ -17,5 +26,5 @@ def load_all() -> None:
         importlib.import_module(f"{__name__}.{name}")
 
 
-__all__ = ["PIPELINE_O0", "PassContext", "PassResult", "available_passes", "load_all", "parse_pipeline",
-           "register_pass", "run_pipeline"]
+__all__ = ["PIPELINES", "PIPELINE_O0", "PIPELINE_O1", "PassContext", "PassResult", "available_passes", "load_all",
+           "parse_pipeline", "register_pass", "run_pipeline"]

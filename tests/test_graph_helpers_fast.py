@@ -1,0 +1,77 @@
+"""The IR graph's fast helpers agree with networkx, and the interpreter holds only live values."""
+
+from __future__ import annotations
+
+import random
+import weakref
+
+import networkx as nx
+import pytest
+import torch
+
+from nascompile.ir import Graph, parse_graph
+from nascompile.ir.interpreter import Interpreter
+
+
+def random_dag(seed: int, n: int = 60) -> Graph:
+    """Nodes inserted in a shuffled order, edges (some doubled) from lower to higher levels."""
+    rng = random.Random(seed)
+    graph = Graph()
+    levels = list(range(n))
+    rng.shuffle(levels)
+    for level in levels:
+        graph.add_node(f"n{level}", op="relu", attrs={}, params={}, meta={})
+    for dst in range(n):
+        sources = [f"n{src}" for src in range(dst) if rng.random() < 0.1]
+        sources += sources[:1] * (rng.random() < 0.3)  # one value read at two ports
+        for port, src in enumerate(sources):
+            graph.add_edge(src, f"n{dst}", port=port)
+    return graph
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_order_is_networkx_lexicographical_order_by_insertion(seed):
+    graph = random_dag(seed)
+    rank = {node: i for i, node in enumerate(graph.nodes)}
+    assert graph.order() == list(nx.lexicographical_topological_sort(graph, key=rank.__getitem__))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_inputs_users_and_ports_agree_with_the_edge_views(seed):
+    graph = random_dag(seed)
+    for node in graph.nodes:
+        edges = sorted(graph.in_edges(node, data="port"), key=lambda e: e[2])
+        assert graph.inputs(node) == [src for src, _, _ in edges]
+        assert graph.input_ports(node) == [port for _, _, port in edges]
+        assert graph.users(node) == sorted((dst, port) for _, dst, port in graph.out_edges(node, data="port"))
+
+
+def test_order_refuses_a_cycle():
+    graph = random_dag(0, n=5)
+    graph.add_edge("n4", "n0", port=9)
+    graph.add_edge("n0", "n4", port=9)
+    with pytest.raises(nx.NetworkXUnfeasible):
+        graph.order()
+
+
+def test_the_interpreter_drops_a_value_after_its_last_user():
+    graph = parse_graph("""graph {
+  %x = input() {index=0}
+  %a = relu(%x)
+  %b = tanh(%a)
+  %c = sum(%b, %b)
+  %output = output(%c)
+}""")
+    alive: dict[str, weakref.ref] = {}
+    seen: list[tuple[str, bool]] = []
+
+    def on_value(node, value):
+        seen.append((node, {name: ref() is not None for name, ref in alive.items()}))
+        alive[node] = weakref.ref(value)
+
+    x = torch.randn(3)
+    outputs = Interpreter(graph).run((x,), on_value=on_value)
+    # %a is dropped once its only user %b has run (while %b runs, its arguments are still referenced)
+    assert seen[2] == ("c", {"a": False, "b": True})
+    assert alive["b"]() is None and alive["c"]() is outputs[0]
+    torch.testing.assert_close(outputs[0], 2 * torch.tanh(torch.relu(x)))
