@@ -46,3 +46,23 @@ def test_nb201_keeps_every_edge_and_validates(tmp_path):
     assert decisions["node_3"] == ["edge_3_0", "edge_3_1", "edge_3_2"]
     assert all(isinstance(decisions[f"edge_{j}_{i}"], str) for j in range(1, 4) for i in range(j))
     assert result.save(tmp_path / "nb201.onnx", validate="cpu").validation.passed
+
+
+def test_a_module_with_a_forward_hook_is_refused():
+    from torch import nn
+
+    from nascompile import nn as nc
+    from nascompile.errors import TraceError
+
+    class Net(nc.Supernet):
+        def __init__(self):
+            super().__init__()
+            self.c = nc.LayerChoice({"a": nn.Sequential(nn.ReLU()), "b": nn.Identity()}, label="c")
+
+        def forward(self, x):
+            return self.c(x)
+
+    net = Net()
+    net.c.candidates["a"].register_forward_hook(lambda module, args, out: out * 2)
+    with pytest.raises(TraceError, match="module 'c.candidates.a' has forward hooks"):
+        nascompile.compile(net, (torch.randn(1, 3),))

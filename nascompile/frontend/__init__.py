@@ -49,6 +49,7 @@ def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor],
         graph.add_op("output", [cx.operand(convert_module(cx, model, tuple(args), {})).node], name="output")
         cx.record_input_meta(tuple(example_inputs))
         return graph, lifter
+    refuse_hooks(model)
     fx_graph = LiftTracer(lifter.claims).trace_module(model, "")
     placeholders = [n for n in fx_graph.nodes if n.op == "placeholder"]
     if len(placeholders) != len(example_inputs):
@@ -64,6 +65,15 @@ def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor],
     lifter.arch_params.check_all_used()
     verify_graph(graph)
     return graph, lifter
+
+
+def refuse_hooks(model: nn.Module) -> None:
+    """Forward hooks change what a module computes, but torch.fx calls `forward` and skips them."""
+    for path, module in model.named_modules():
+        if module._forward_hooks or module._forward_pre_hooks:
+            raise TraceError(
+                f"module {path or type(model).__name__!r} has forward hooks, which torch.fx does not run, so the "
+                "compiled model would differ from the supernet; remove the hooks (handle.remove()) before compiling")
 
 
 def lift_candidate(graph: Graph, lifter: ChoiceLifter, path: str, inputs: list[str]) -> str:
