@@ -35,6 +35,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-final-edges", type=int, default=2, help="edges kept per aggregation node by finalize (default 2)")
     p.add_argument("--rank", choices=("darts", "logit", "renorm"), default="darts",
                    help="edge rank convention for finalize (default darts)")
+    p.add_argument("--near-tie", type=float, default=1e-3, metavar="MARGIN",
+                   help="warn about decisions won by less than MARGIN (default 1e-3; probabilities, or logits "
+                        "with --rank logit)")
     p.add_argument("--print-after", action="append", metavar="PASS", help="print the IR after PASS (or 'all') to stderr")
     p.add_argument("--verify-each", action="store_true", help="check every pass with the IR interpreter")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -136,8 +139,8 @@ def compile_from_args(args: argparse.Namespace):
     pipeline = args.pipeline or (PIPELINES[args.opt_level] if args.opt_level else None)
     result = compile_model(loaded.model, inputs, pipeline=pipeline, max_final_edges=args.max_final_edges,
                            rank=args.rank, verify_each=args.verify_each, print_after=set(args.print_after or ()),
-                           printer=print_ir, arch_params=arch_params)
-    for warning in result.warnings + result.choices.ties():
+                           printer=print_ir, arch_params=arch_params, near_tie=args.near_tie)
+    for warning in result.warnings + result.choices.ties() + result.choices.near_ties():
         print(f"warning: {warning}", file=sys.stderr)
     return result, params_before
 

@@ -157,6 +157,7 @@ def compile(
     printer: Callable[[str, str], None] | None = None,
     recognizers: list[Recognizer] | None = None,
     arch_params: Mapping[str, Any] | None = None,
+    near_tie: float = 1e-3,
 ) -> CompileResult:
     """Compile a supernet into a discrete IR graph.
 
@@ -165,6 +166,7 @@ def compile(
     interpreter on `example_inputs`; `print_after` (pass names or {"all"}) sends the IR text after
     those passes to `printer(pass_name, text)`. `arch_params` maps keys to logits that replace the
     model's own (an NNI mutator's choices, `{"alphas_normal": matrix}` for DARTS; `frontend/arch_params.py`).
+    Decisions won by a margin below `near_tie` are listed as near-ties (`result.choices.near_ties()`).
     """
     inputs = as_input_tuple(example_inputs)
     with eval_mode(model):
@@ -173,6 +175,7 @@ def compile(
         lifted_ops = sum(n for op, n in counts.items() if op not in ("input", "output"))
         lifted_choices = counts.get("layer_choice", 0) + counts.get("input_choice", 0)
         ctx = PassContext(max_final_edges=max_final_edges, rank=rank, example_inputs=inputs, lifter=lifter)
+        ctx.decisions.near_tie = near_tie
         pipeline = pipeline or DEFAULT_PIPELINE
         run_pipeline(graph, pipeline, ctx, verify_each=verify_each, print_after=print_after, printer=printer)
     return CompileResult(graph=graph, model=model, example_inputs=inputs, choices=ctx.decisions, lifter=lifter,

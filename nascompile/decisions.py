@@ -88,6 +88,7 @@ class Decisions:
     input: dict[str, InputDecision] = field(default_factory=dict)
     finalize: dict[str, FinalizeDecision] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    near_tie: float = 1e-3  # a margin below this (in the rank's own units) is a near-tie, warned about
 
     def to_nni(self) -> dict[str, Any]:
         """NNI's exported-architecture format."""
@@ -128,6 +129,30 @@ class Decisions:
                              "positions")
         return lines
 
+    def near_ties(self) -> list[str]:
+        """One line per decision won by a margin below `near_tie` (exact ties are listed by `ties()`).
+
+        Layer choices (kept ones: a dropped edge's op does not matter): p[chosen] - p[runner-up]. Input choices and finalize: the weakest kept rank minus the
+        strongest dropped one, in that rank's units (probabilities, or raw logits for `rank="logit"`).
+        """
+        lines = []
+        for d in self.layer.values():
+            if not d.tie and not d.dropped and d.margin < self.near_tie:
+                lines.append(f"layer choice {d.label!r}: near-tie, {d.chosen_name!r} beats "
+                             f"{d.candidates[d.runner_up]!r} by {d.margin:.3g} (< {self.near_tie:g})")
+        for d in self.input.values():
+            gap = _cut_margin(d.weights, d.kept)
+            if not d.tie and gap is not None and gap < self.near_tie:
+                lines.append(f"input choice {d.label!r}: near-tie at the cut, kept inputs lead by {gap:.3g} "
+                             f"(< {self.near_tie:g})")
+        for d in self.finalize.values():
+            ranked = [(i, e) for i, e in enumerate(d.edges) if e.rank is not None]
+            gap = _cut_margin([e.rank for _, e in ranked], [k for k, (_, e) in enumerate(ranked) if e.kept])
+            if not d.tie and gap is not None and gap < self.near_tie:
+                lines.append(f"finalize at {d.path or d.node!r}: near-tie at the cut, kept edges lead by {gap:.3g} "
+                             f"(< {self.near_tie:g})")
+        return lines
+
     def report(self) -> dict[str, Any]:
         """Plain-data report of every decision (JSON-ready)."""
         layer = []
@@ -141,5 +166,15 @@ class Decisions:
             "input_choices": [asdict(d) | {"kept": d.kept_items()} for d in self.input.values()],
             "finalize": [asdict(d) for d in self.finalize.values()],
             "ties": self.ties(),
+            "near_ties": self.near_ties(),
+            "near_tie_threshold": self.near_tie,
             "warnings": list(self.warnings),
         }
+
+
+def _cut_margin(ranks: list[float], kept: list[int]) -> float | None:
+    """Weakest kept rank minus strongest dropped rank; None when nothing was dropped."""
+    dropped = [r for i, r in enumerate(ranks) if i not in kept]
+    if not dropped or not kept:
+        return None
+    return min(ranks[i] for i in kept) - max(dropped)

@@ -121,44 +121,44 @@ BYPASS = f"""graph {{
   %x = input() {{index=0}}
   %y = input() {{index=1}}
 {lc("e0", "x", "e0", [-5, -5, 0])}
-  %n = input_choice(%y, %e0) {{choose_from=["bypass", "e0"], label="n", n_chosen=K, reduction="sum"}}
+  %n = input_choice(%y, %e0) {{choose_from=[null, "e0"], label="n", n_chosen=K, reduction="sum"}}
   %output = output(%n)
 }}
 """
 
 
 def test_a_label_that_is_not_a_layer_choice_weighs_zero_with_a_warning():
-    # e0's strength is tiny (e^-5 / (2 e^-5 + 1) = 0.0067) but still beats the 0 of `bypass`
+    # e0's strength is tiny (e^-5 / (2 e^-5 + 1) = 0.0067) but still beats the 0 of the unlabelled input
     graph, ctx, _ = run_pass(darts_choice, BYPASS.replace("K", "1"))
     assert '  %n = sum(%e0) {choice="n"}' in print_graph(graph).splitlines()
     assert ctx.decisions.input["n"].weights[0] == 0.0
-    assert ctx.decisions.to_nni() == {"e0": "a", "n": ["e0"]}
+    assert ctx.decisions.to_nni() == {"e0": "a", "n": [1]}  # positions: the labels do not name every input
     assert ctx.decisions.warnings == [
-        "input choice 'n': choose_from label 'bypass' is not a layer choice; it weighs 0 when selecting inputs"]
+        "input choice 'n': choose_from label None is not a layer choice; it weighs 0 when selecting inputs (NNI's rule)"]
 
 
 def test_an_unknown_label_still_warns_when_nothing_is_dropped():
     graph, ctx, _ = run_pass(darts_choice, BYPASS.replace("K", "2"))
     assert '  %n = sum(%y, %e0) {choice="n"}' in print_graph(graph).splitlines()
-    assert len(ctx.decisions.warnings) == 1 and "'bypass'" in ctx.decisions.warnings[0]
+    assert len(ctx.decisions.warnings) == 1 and "label None" in ctx.decisions.warnings[0]
 
 
 def test_n_chosen_none_does_not_weigh_and_does_not_warn():
     _, ctx, _ = run_pass(darts_choice, BYPASS.replace("K", "null"))
-    assert ctx.decisions.warnings == [] and ctx.decisions.to_nni()["n"] == ["bypass", "e0"]
+    assert ctx.decisions.warnings == [] and ctx.decisions.to_nni()["n"] == [0, 1]
 
 
 def test_unknown_labels_tie_at_zero_and_the_lowest_position_is_kept():
     text = """graph {
   %x = input() {index=0}
   %y = input() {index=1}
-  %n = input_choice(%x, %y) {choose_from=["p", "q"], label="n", n_chosen=1, reduction="sum"}
+  %n = input_choice(%x, %y) {choose_from=[null, null], label="n", n_chosen=1, reduction="sum"}
   %output = output(%n)
 }
 """
     graph, ctx, _ = run_pass(darts_choice, text)
     assert '  %n = sum(%x) {choice="n"}' in print_graph(graph).splitlines()
-    assert ctx.decisions.input["n"].tie == [0, 1] and len(ctx.decisions.warnings) == 2
+    assert ctx.decisions.input["n"].tie == [0, 1] and len(ctx.decisions.warnings) == 1
 
 
 # --- shared labels ---------------------------------------------------------------------------------
@@ -284,8 +284,33 @@ def test_choose_from_must_name_the_layer_choice_wired_at_each_position():
 
 def test_a_warning_shared_by_instances_of_one_label_is_given_once():
     text = cell().replace('%n = input_choice(%e0, %e1, %e2) {choose_from=["e0", "e1", "e2"]',
-                          '%n = input_choice(%e0, %e1, %x) {choose_from=["e0", "e1", "ghost"]')
-    text = text.replace("%output = output(%n)", '%n2 = input_choice(%e0, %e1, %y) {choose_from=["e0", "e1", "ghost"], '
+                          '%n = input_choice(%e0, %e1, %x) {choose_from=["e0", "e1", null]')
+    text = text.replace("%output = output(%n)", '%n2 = input_choice(%e0, %e1, %y) {choose_from=["e0", "e1", null], '
                         'label="n", n_chosen=2, reduction="sum"} loc("cell2.n")\n  %output = output(%n, %n2)')
     _, ctx, _ = run_pass(darts_choice, text)
-    assert len([w for w in ctx.decisions.warnings if "'ghost'" in w]) == 1
+    assert len([w for w in ctx.decisions.warnings if "label None" in w]) == 1
+
+
+def test_a_choose_from_label_that_names_no_choice_is_a_typo():
+    text = BYPASS.replace("K", "1").replace("[null, ", '["e1", ')
+    with pytest.raises(ChoiceError, match=r"choose_from label 'e1' names no choice in the model; did you mean 'e0'\?"):
+        run_pass(darts_choice, text)
+
+
+def test_the_label_of_an_input_choice_weighs_zero_as_in_nni():
+    text = BYPASS.replace("K", "1").replace("[null, ", '["n", ')
+    _, ctx, _ = run_pass(darts_choice, text)
+    assert ctx.decisions.input["n"].weights[0] == 0.0 and "label 'n' is not a layer choice" in ctx.decisions.warnings[0]
+
+
+def test_near_ties_are_listed_below_the_threshold_but_exact_ties_are_not():
+    # margins: e0 (e-1)/(e+2) = 0.364, e1 (e^2-1)/(e^2+2) = 0.680, e2 an exact tie (and dropped);
+    # n keeps e1 (0.787) and e0 (0.576) over e2 (0.107): its cut margin is 0.576 - 0.107 = 0.470
+    _, ctx, _ = run_pass(darts_choice, cell())
+    ctx.decisions.near_tie = 0.5
+    near = ctx.decisions.near_ties()
+    assert len(near) == 2
+    assert near[0].startswith("layer choice 'e0': near-tie, 'b' beats 'a' by 0.364")
+    assert near[1].startswith("input choice 'n': near-tie at the cut, kept inputs lead by 0.47 (")
+    ctx.decisions.near_tie = 0.3
+    assert ctx.decisions.near_ties() == []

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 import networkx as nx
 import torch
 
@@ -70,14 +72,27 @@ def decide_layer_choices(graph: Graph, ctx: PassContext, overlay: Overlay) -> di
     return decided
 
 
-def decide_input_choice(graph: Graph, node: str, ctx: PassContext, strengths: dict[str, float]) -> list[int]:
+def _check_label_exists(graph: Graph, node: str, key: str | None, known: set[str]) -> None:
+    """A choose_from label that names no choice at all is a typo, not NNI's weight-0 case."""
+    if not key or key in known:
+        return
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]!r}?" if close else "name the label of the layer choice feeding that input"
+    raise ChoiceError(
+        f"input choice {graph.attrs(node)['label']!r} ({_source(graph, node)}): choose_from label {key!r} names no "
+        f"choice in the model; {hint} (a label that is not a layer choice, or None, weighs 0 as in NNI)")
+
+
+def decide_input_choice(graph: Graph, node: str, ctx: PassContext, strengths: dict[str, float],
+                        known: set[str]) -> list[int]:
     attrs = graph.attrs(node)
     label, choose_from = attrs["label"], attrs["choose_from"]
     weights = []
     for key in choose_from:
         if key not in strengths and attrs.get("n_chosen") is not None:
+            _check_label_exists(graph, node, key, known)
             ctx.warn(f"input choice {label!r}: choose_from label {key!r} is not a layer choice; it weighs 0 "
-                     "when selecting inputs")
+                     "when selecting inputs (NNI's rule)")
         weights.append(strengths.get(key, 0.0))
     kept, tie = top_k(weights, attrs.get("n_chosen"))
     record = ctx.decisions.input.get(label)
@@ -145,11 +160,12 @@ def darts_choice(graph: Graph, ctx: PassContext) -> PassResult:
     strengths = {label: d.strength for label, d in decided.items()}
     dropped: dict[str, list[str]] = {}  # layer-choice label -> input choices that dropped it
     input_nodes = graph.nodes_of("input_choice")
+    known = set(decided) | {graph.attrs(n)["label"] for n in input_nodes}
     for node in input_nodes:
         attrs = graph.attrs(node)
         args = graph.inputs(node)
         _check_wiring(graph, node, args)
-        kept = decide_input_choice(graph, node, ctx, strengths)
+        kept = decide_input_choice(graph, node, ctx, strengths, known)
         overlay.kept[node] = kept
         for port, key in enumerate(attrs["choose_from"]):
             if port not in kept and key in decided:
