@@ -19,12 +19,18 @@ from .errors import OutputPathError
 def check_writable_dir(path: Path) -> None:
     """Raise OutputPathError unless `path`'s directory exists and is writable."""
     directory = path.parent if str(path.parent) else Path(".")
+    if directory.exists() and not directory.is_dir():
+        raise OutputPathError(f"cannot write {str(path)!r}: {str(directory)!r} is a file, not a directory; "
+                              "choose an output path inside a directory")
     if not directory.is_dir():
-        raise OutputPathError(f"cannot write {str(path)!r}: directory {str(directory)!r} does not exist")
+        raise OutputPathError(f"cannot write {str(path)!r}: directory {str(directory)!r} does not exist; create it "
+                              "first (mkdir -p) or choose another output path")
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise OutputPathError(f"cannot write {str(path)!r}: directory {str(directory)!r} is not writable")
+        raise OutputPathError(f"cannot write {str(path)!r}: directory {str(directory)!r} is not writable; choose "
+                              "a directory you can write to")
     if path.is_dir():
-        raise OutputPathError(f"cannot write {str(path)!r}: it is a directory")
+        raise OutputPathError(f"cannot write {str(path)!r}: it is a directory; give a file name, e.g. "
+                              f"{str(path / 'model.onnx')!r}")
 
 
 @contextlib.contextmanager

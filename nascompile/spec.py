@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .errors import InputShapeError, SpecError, WeightsError
+from .errors import InputShapeError, NascompileError, SpecError, WeightsError
 
 
 @dataclass
@@ -43,7 +43,8 @@ def _import_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise SpecError(f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}") from None
+        raise SpecError(f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}; run `python {path}` to see "
+                        "the error in full") from None
     finally:
         sys.path.remove(str(path.parent.resolve()))
     return module
@@ -54,7 +55,8 @@ def load_spec(spec: str) -> LoadedSpec:
     if spec.endswith(".py") or "/" in spec or "\\" in spec:
         path = Path(spec)
         if not path.is_file():
-            raise SpecError(f"SPEC file {spec!r} does not exist")
+            raise SpecError(f"SPEC file {spec!r} does not exist; check the path (SPEC is path/to/file.py or "
+                            "package.module:factory)")
         module, factory_name = _import_file(path), "build"
     else:
         module_name, sep, factory_name = spec.partition(":")
@@ -63,16 +65,21 @@ def load_spec(spec: str) -> LoadedSpec:
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:
-            raise SpecError(f"cannot import module {module_name!r} of SPEC {spec!r}: {type(exc).__name__}: {exc}") from None
+            raise SpecError(f"cannot import module {module_name!r} of SPEC {spec!r}: {type(exc).__name__}: {exc}; "
+                           "is it installed, or is its directory on PYTHONPATH?") from None
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         raise SpecError(f"SPEC {spec!r} has no callable {factory_name}(); define one that returns the supernet")
     try:
         model = factory()
+    except NascompileError:
+        raise  # e.g. a ChoiceError from the authoring API: it says what is wrong better than a SpecError
     except Exception as exc:
-        raise SpecError(f"{factory_name}() of SPEC {spec!r} raised {type(exc).__name__}: {exc}") from None
+        raise SpecError(f"{factory_name}() of SPEC {spec!r} raised {type(exc).__name__}: {exc}; fix the "
+                        "factory so that it builds the supernet") from None
     if not isinstance(model, nn.Module):
-        raise SpecError(f"{factory_name}() of SPEC {spec!r} returned a {type(model).__name__}, not a torch.nn.Module")
+        raise SpecError(f"{factory_name}() of SPEC {spec!r} returned a {type(model).__name__}, not a torch.nn.Module; "
+                        "make it return the supernet module")
     example = getattr(module, "example_inputs", None)
     return LoadedSpec(model, example if callable(example) else None, module)
 
@@ -81,7 +88,7 @@ def safe_load(path: str | Path, what: str = "weights") -> Any:
     """`torch.load(weights_only=True)` with clear errors for missing, truncated or unsafe files."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{what} file {str(path)!r} does not exist")
+        raise WeightsError(f"{what} file {str(path)!r} does not exist; check the path")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -91,7 +98,8 @@ def safe_load(path: str | Path, what: str = "weights") -> Any:
             f"run code ({first}). Save a plain state dict (torch.save(model.state_dict(), ...)).") from None
     except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as exc:
         raise WeightsError(f"cannot read {what} file {str(path)!r}: it is truncated or not a torch.save file "
-                           f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); save it again "
+                           "with torch.save") from None
 
 
 def state_dict_of(obj: Any, path: str | Path) -> Mapping[str, torch.Tensor]:
@@ -99,7 +107,8 @@ def state_dict_of(obj: Any, path: str | Path) -> Mapping[str, torch.Tensor]:
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-        raise WeightsError(f"weights file {str(path)!r} does not hold a state dict (a mapping of names to tensors)")
+        raise WeightsError(f"weights file {str(path)!r} does not hold a state dict (a mapping of names to tensors); "
+                           "save one with torch.save(model.state_dict(), path)")
     return obj
 
 
@@ -115,11 +124,12 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
             parts.append(f"missing {len(missing)} key(s): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
         if unexpected:
             parts.append(f"unexpected {len(unexpected)} key(s): {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
-        raise WeightsError(f"weights file {str(path)!r} does not fit the model: " + "; ".join(parts))
+        raise WeightsError(f"weights file {str(path)!r} does not fit the model: " + "; ".join(parts) +
+                           "; was it saved from this SPEC's supernet, built with the same arguments?")
     for key, tensor in state.items():
         if tuple(tensor.shape) != tuple(expected[key].shape):
             raise WeightsError(f"weights file {str(path)!r}: {key} has shape {list(tensor.shape)}, the model expects "
-                               f"{list(expected[key].shape)}")
+                               f"{list(expected[key].shape)}; was it saved from a supernet of another size?")
     model.load_state_dict(state, strict=True)
 
 

@@ -49,7 +49,7 @@ def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor],
         graph.add_op("output", [cx.operand(convert_module(cx, model, tuple(args), {})).node], name="output")
         cx.record_input_meta(tuple(example_inputs))
         return graph, lifter
-    refuse_hooks(model)
+    refuse_hooks(model, lifter)
     fx_graph = LiftTracer(lifter.claims).trace_module(model, "")
     placeholders = [n for n in fx_graph.nodes if n.op == "placeholder"]
     if len(placeholders) != len(example_inputs):
@@ -67,18 +67,32 @@ def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor],
     return graph, lifter
 
 
-def refuse_hooks(model: nn.Module) -> None:
-    """Forward hooks change what a module computes, but torch.fx calls `forward` and skips them."""
+def refuse_hooks(model: nn.Module, lifter: ChoiceLifter) -> None:
+    """Forward hooks change what a module computes. fx runs those of the modules it traces through, but
+    not those of the module it starts from (the model, a candidate) nor of leaf layers and choices."""
+    if _global_hooks():
+        raise TraceError("global forward hooks are registered (torch.nn.modules.module.register_module_forward_hook);"
+                         " fx does not run them on leaf layers, so remove them before compiling")
     for path, module in model.named_modules():
-        if module._forward_hooks or module._forward_pre_hooks:
-            raise TraceError(
-                f"module {path or type(model).__name__!r} has forward hooks, which torch.fx does not run, so the "
-                "compiled model would differ from the supernet; remove the hooks (handle.remove()) before compiling")
+        leaf = lifter.claims(module) or (module.__module__.startswith("torch.nn") and not isinstance(module, nn.Sequential))
+        if (not path or leaf) and _has_hooks(module):
+            _refuse_hooked(path or type(model).__name__)
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
+def _refuse_hooked(path: str) -> None:
+    raise TraceError(f"module {path!r} has forward hooks, which torch.fx does not run there, so the compiled "
+                     "model would differ from the supernet; remove the hooks (handle.remove()) before compiling")
 
 
 def lift_candidate(graph: Graph, lifter: ChoiceLifter, path: str, inputs: list[str]) -> str:
     """Lift the module at `path` (under the graph's root) into `graph`, reading `inputs`; returns its output."""
     module = graph.submodule(path)
+    if _has_hooks(module):  # a candidate is traced from its own forward: its hooks would be skipped
+        _refuse_hooked(path)
     args = [V(node) for node in inputs]
     if len(args) == 1 and _forward_is_known(module, lifter):
         return _convert_known(graph, lifter, module, path, args[0]).node
@@ -102,7 +116,7 @@ def _forward_is_known(module: nn.Module, lifter: ChoiceLifter) -> bool:
         return True
     if type(module).forward is not nn.Sequential.forward:
         return False
-    if module._forward_hooks or module._forward_pre_hooks or _global_hooks():
+    if _has_hooks(module) or _global_hooks():
         return False
     return all(_forward_is_known(child, lifter) for child in module)
 

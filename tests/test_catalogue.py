@@ -1,0 +1,304 @@
+"""The bad-input catalogue (issue 6): every user mistake gets one clear message naming what and where, its
+own exit code, and leaves no output file behind.
+
+| mistake | exit | test |
+|---|---|---|
+| NaN / +inf / -inf logits | 6 | test_bad_supernets |
+| a layer choice with no logits given | 6 | test_a_layer_choice_with_no_logits |
+| alphas whose shape does not fit the candidates (nn `alpha`, `--alphas`) | 6 / 4 | test_bad_supernets, test_bad_alphas_file |
+| n_chosen larger than the candidates, or < 1 | 6 | test_bad_supernets |
+| a choose_from label that does not exist | 6 | test_bad_supernets |
+| one label on choices with different candidate counts | 6 | test_bad_supernets |
+| a cycle (only IR text can hold one) | 7 | test_a_cycle_in_ir_text |
+| a module fx cannot trace (data-dependent control flow) | 5 | test_bad_specs |
+| an op with no ONNX lowering | 8 | test_bad_specs |
+| an input shape that does not fit the model | 9 | test_bad_options |
+| a SPEC that does not exist or has no build() | 3 | test_bad_specs |
+| weights: not a state dict, truncated, pickled code (refused, never run), missing/unexpected keys | 4 | test_bad_weights_exit_4 |
+| an output path in a missing or read-only directory | 10 | test_bad_output_paths, test_read_only_directory |
+| validation beyond tolerance | 11 | test_validation_failure_exits_11_and_writes_nothing |
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+import pytest
+import torch
+
+from nascompile import cli
+from nascompile.errors import IRError
+from nascompile.ir import parse_graph
+
+from conftest import EXAMPLES, run_cli
+
+
+def write_spec(tmp_path, text: str, name: str = "spec.py"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+SUPERNET = """
+import math, sys, torch
+from nascompile import nn as nc
+
+class Net(nc.Supernet):
+    def __init__(self):
+        super().__init__()
+        self.a = nc.LayerChoice({"relu": torch.nn.ReLU(), "skip": torch.nn.Identity()}, label="edge0")
+        self.b = nc.LayerChoice({"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh()}, label=LABEL_B)
+        self.node = nc.InputChoice(2, n_chosen=N_CHOSEN, label="node", choose_from=["edge0", CHOOSE_B])
+
+    def forward(self, x):
+        return self.node([self.a(x), self.b(x)])
+
+def build():
+    net = Net()
+    SETUP
+    return net
+
+def example_inputs():
+    return (torch.randn(1, 4),)
+"""
+
+
+def supernet(setup: str = "pass", n_chosen: str = "1", label_b: str = '"edge1"', choose_b: str = '"edge1"') -> str:
+    return (SUPERNET.replace("SETUP", setup).replace("N_CHOSEN", n_chosen).replace("LABEL_B", label_b)
+            .replace("CHOOSE_B", choose_b))
+
+
+@pytest.mark.parametrize("text, message", [
+    (supernet("net.a.alpha.data[1] = math.nan"), r"layer choice 'edge0' \(a\) has non-finite logits at positions \[1\]"),
+    (supernet("net.a.alpha.data[0] = math.inf"), r"layer choice 'edge0' \(a\) has non-finite logits at positions \[0\]"),
+    (supernet("net.b.alpha.data[2] = -math.inf"), r"layer choice 'edge1' \(b\) has non-finite logits at positions \[2\]"),
+    (supernet("net.a.alpha = torch.nn.Parameter(torch.zeros(5))"),
+     r"layer choice 'edge0' \(a\) has alpha of shape \[5\] but 2 candidates: it needs 3 logits"),
+    (supernet(n_chosen="3"), r"InputChoice\(label='node'\): n_chosen=3 must be None or an int between 1 and "
+                             r"n_candidates=2"),
+    (supernet(n_chosen="0"), r"n_chosen=0 must be None or an int between 1"),
+    (supernet(choose_b='"edge2"'), r"choose_from label 'edge2' names no choice in the model; did you mean 'edge1'\?"),
+    (supernet(label_b='"edge0"', choose_b='"edge0"'),
+     r"layer choices 'a' and 'b' share label 'edge0' but have different candidates"),
+], ids=["nan", "inf", "-inf", "alpha-shape", "n_chosen-3", "n_chosen-0", "unknown-label", "label-shared-by-unlike"])
+def test_bad_supernets(tmp_path, text, message):
+    proc = run_cli("compile", write_spec(tmp_path, text), "-o", str(tmp_path / "m.onnx"))
+    assert proc.returncode == 6, proc.stderr
+    assert re.search(message, proc.stderr), proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "m.onnx").exists()
+
+
+def test_ties_and_near_ties_are_warnings_not_errors(tmp_path):
+    spec = write_spec(tmp_path, supernet("net.a.alpha.data[:] = torch.tensor([1.0, 1.0, 0.0]); "
+                                         "net.b.alpha.data[:] = torch.tensor([0.5, 0.5005, 0.0])", n_chosen="2"))
+    proc = run_cli("compile", spec, "-o", str(tmp_path / "m.onnx"))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: layer choice 'edge0': candidates ['relu', 'skip'] tie" in proc.stderr
+    assert re.search(r"warning: layer choice 'edge1': near-tie, 'tanh' beats 'relu' by 0.000\d+ \(< 0.001\)",
+                     proc.stderr), proc.stderr
+
+
+NNI_WITHOUT_MUTATOR = f"""
+import sys
+sys.path.insert(0, {str(EXAMPLES)!r})
+import nni_darts
+
+def build():
+    return nni_darts.build(n_layers=2, channels=4, with_mutator=False)
+
+def example_inputs():
+    return nni_darts.example_inputs()
+"""
+
+
+def test_a_layer_choice_with_no_logits(tmp_path):
+    proc = run_cli("compile", write_spec(tmp_path, NNI_WITHOUT_MUTATOR), "-o", str(tmp_path / "m.onnx"))
+    assert proc.returncode == 6, proc.stderr
+    assert re.search(r"no logits for layer choice '\w+' \(cells\.0\.", proc.stderr), proc.stderr
+    assert "--alphas" in proc.stderr and not (tmp_path / "m.onnx").exists()
+
+
+def test_bad_alphas_file(tmp_path):
+    import json
+
+    import nni_darts
+
+    mutator = nni_darts.DartsMutator(nni_darts.build(n_layers=2, channels=4, with_mutator=False))
+    alphas = {key: value.tolist() for key, value in mutator.choices.items()}
+    key = sorted(alphas)[0]
+    alphas[key] = alphas[key][:-1]
+    (tmp_path / "alphas.json").write_text(json.dumps(alphas))
+    proc = run_cli("compile", write_spec(tmp_path, NNI_WITHOUT_MUTATOR), "-o", str(tmp_path / "m.onnx"),
+                   "--alphas", str(tmp_path / "alphas.json"))
+    assert proc.returncode == 4, proc.stderr
+    assert key in proc.stderr and "alphas.json" in proc.stderr and "shape" in proc.stderr
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_cycle_in_ir_text():
+    text = "graph {\n  %x = input() {index=0}\n  %a = relu(%b)\n  %b = relu(%a)\n  %output = output(%b)\n}\n"
+    with pytest.raises(IRError, match=r"the IR graph has a cycle: %a -> %b -> %a|the IR graph has a cycle: %b -> %a -> %b"):
+        parse_graph(text)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing_dir", "directory .* does not exist; create it first"),
+    ("parent_is_file", "is a file, not a directory"),
+    ("is_dir", "it is a directory; give a file name"),
+])
+def test_bad_output_paths(tmp_path, kind, message):
+    target = {"missing_dir": tmp_path / "no" / "m.onnx", "parent_is_file": tmp_path / "f.txt" / "m.onnx",
+              "is_dir": tmp_path / "d"}[kind]
+    (tmp_path / "f.txt").write_text("x")
+    (tmp_path / "d").mkdir()
+    proc = run_cli("compile", str(EXAMPLES / "nb201_cell.py"), "-o", str(target))
+    assert proc.returncode == 10, proc.stderr
+    assert re.search(message, proc.stderr), proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f.txt"]
+
+
+def test_read_only_directory(tmp_path, monkeypatch, capsys):
+    # Tests run as root in CI, where chmod cannot make a directory read-only: the check is made to fail instead.
+    import nascompile.files
+
+    real_access = nascompile.files.os.access
+    monkeypatch.setattr(nascompile.files.os, "access",
+                        lambda path, mode: False if str(path) == str(tmp_path) else real_access(path, mode))
+    code = cli.main(["compile", str(EXAMPLES / "nb201_cell.py"), "-o", str(tmp_path / "m.onnx")])
+    assert code == 10
+    assert "is not writable; choose a directory you can write to" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+TRACE_DEPENDENT_SPEC = """
+import torch
+
+class Sneaky(torch.nn.Module):
+    # computes x * 2 while being traced and x * 3 when run: the emitted model cannot match it
+    def forward(self, x):
+        if torch.fx._symbolic_trace.is_fx_tracing():
+            return x * 2
+        return x * 3
+
+def build():
+    return Sneaky()
+
+def example_inputs():
+    return (torch.randn(1, 4),)
+"""
+
+
+
+
+def test_validation_failure_exits_11_and_writes_nothing(tmp_path):
+    spec = write_spec(tmp_path, TRACE_DEPENDENT_SPEC)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run_cli("compile", spec, "-o", str(out / "m.onnx"), "--validate", "--decisions", str(out / "d.json"))
+    assert proc.returncode == 11
+    assert "validation failed" in proc.stderr and "FAILED" in proc.stderr
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("text, code, message", [
+    (None, 3, "does not exist"),
+    ("x = 1\n", 3, r"has no callable build\(\)"),
+    ("def build():\n    raise ValueError('boom')\n", 3, r"build\(\) of SPEC .* raised ValueError: boom"),
+    ("def build():\n    return 42\n", 3, "returned a int, not a torch.nn.Module"),
+    ("import nonexistent_module_xyz\n", 3, "importing .* failed: ModuleNotFoundError"),
+    ("import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        return torch.fft.fft(x).real\n"
+     "def build():\n    return M()\n", 8, "operation .*fft.* has no ONNX lowering"),
+    ("import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        return x if x.sum() > 0 else -x\n"
+     "def build():\n    return M()\n", 5, "cannot lift module 'M': its forward branches"),
+], ids=["missing", "no-build", "build-raises", "not-a-module", "import-error", "unsupported-op", "control-flow"])
+def test_bad_specs(tmp_path, text, code, message):
+    spec = str(tmp_path / "missing.py") if text is None else write_spec(tmp_path, text)
+    proc = run_cli("compile", spec, "-o", str(tmp_path / "m.onnx"), "--input-shape", "1,4")
+    assert proc.returncode == code, proc.stderr
+    assert re.search(message, proc.stderr), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "m.onnx").exists()
+
+
+class _Payload:
+    """Pickling this runs code on load: a weights_only loader must refuse it."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _nb201_state(tmp_path):
+    import nb201_cell
+
+    return nb201_cell.build().state_dict()
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("not_a_state_dict", "does not hold a state dict"),
+    ("truncated", "truncated or not a torch.save file"),
+    ("pickled_code", "refused to load weights file"),
+    ("missing_keys", "missing 1 key\\(s\\): classifier.bias"),
+    ("unexpected_keys", "unexpected 1 key\\(s\\): bogus"),
+    ("wrong_shape", "classifier.bias has shape \\[3\\]"),
+    ("missing_file", "does not exist"),
+])
+def test_bad_weights_exit_4(tmp_path, kind, message):
+    weights = tmp_path / "w.pt"
+    marker = tmp_path / "pwned"
+    state = _nb201_state(tmp_path)
+    if kind == "not_a_state_dict":
+        torch.save([1, 2, 3], weights)
+    elif kind == "truncated":
+        torch.save(state, weights)
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif kind == "pickled_code":
+        torch.save({"x": _Payload(str(marker))}, weights)
+    elif kind == "missing_keys":
+        del state["classifier.bias"]
+        torch.save(state, weights)
+    elif kind == "unexpected_keys":
+        state["bogus"] = torch.zeros(1)
+        torch.save(state, weights)
+    elif kind == "wrong_shape":
+        state["classifier.bias"] = torch.zeros(3)
+        torch.save(state, weights)
+    proc = run_cli("compile", str(EXAMPLES / "nb201_cell.py"), "-o", str(tmp_path / "m.onnx"), "--weights", str(weights))
+    assert proc.returncode == 4, proc.stderr
+    assert re.search(message, proc.stderr), proc.stderr
+    assert not marker.exists(), "the pickled payload was executed"
+    assert not (tmp_path / "m.onnx").exists()
+
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--input-shape", "1,4,32,32"], 9, "conv2d at module 'stem.0'.*3 channels"),
+    (["--input-shape", "1,x,32"], 9, "comma-separated integers"),
+    (["--pipeline", "darts-choice,bogus"], 14, "unknown pass 'bogus'"),
+    (["--pipeline", "finalize{rank}"], 14, "must be key=value"),
+    (["--max-final-edges", "0"], 6, "max_final_edges must be a positive int"),
+    (["--batch-sizes", "0"], 9, "must be positive integers"),
+])
+def test_bad_options(tmp_path, args, code, message):
+    proc = run_cli("compile", str(EXAMPLES / "darts_cnn.py"), "-o", str(tmp_path / "m.onnx"), *args)
+    assert proc.returncode == code, proc.stderr
+    assert re.search(message, proc.stderr), proc.stderr
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_output_directory_missing_exits_10(tmp_path):
+    proc = run_cli("compile", str(EXAMPLES / "nb201_cell.py"), "-o", str(tmp_path / "no" / "m.onnx"))
+    assert proc.returncode == 10 and "does not exist" in proc.stderr
+
+
+def test_cuda_requested_without_cuda_exits_13(tmp_path):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers() and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    proc = run_cli("compile", str(EXAMPLES / "nb201_cell.py"), "-o", str(tmp_path / "m.onnx"), "--validate",
+                   "--device", "cuda")
+    assert proc.returncode == 13 and "CUDA" in proc.stderr
+    assert not (tmp_path / "m.onnx").exists()
