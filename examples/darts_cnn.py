@@ -14,58 +14,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from darts_ops import DilConv, FactorizedReduce, PoolBN, ReLUConvBN, SepConv  # the DARTS op set, shared
+
 from nascompile import nn as nc
 
 OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
 
 
-class ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int):
-        super().__init__(nn.ReLU(), nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False),
-                         nn.BatchNorm2d(c_out, affine=False))
-
-
-class DilConv(nn.Sequential):
-    def __init__(self, c: int, kernel: int, stride: int, padding: int, dilation: int):
-        super().__init__(nn.ReLU(), nn.Conv2d(c, c, kernel, stride, padding, dilation, groups=c, bias=False),
-                         nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c, affine=False))
-
-
-class SepConv(nn.Sequential):
-    def __init__(self, c: int, kernel: int, stride: int, padding: int):
-        super().__init__(DilConv(c, kernel, stride, padding, 1), DilConv(c, kernel, 1, padding, 1))
-
-
-class PoolBN(nn.Sequential):
-    def __init__(self, kind: str, c: int, stride: int):
-        pool = nn.MaxPool2d(3, stride, 1) if kind == "max" else nn.AvgPool2d(3, stride, 1, count_include_pad=False)
-        super().__init__(pool, nn.BatchNorm2d(c, affine=False))
-
-
-class FactorizedReduce(nn.Module):
-    """Halves the resolution with two 1x1 convs on offset grids (DARTS's skip_connect at stride 2)."""
-
-    def __init__(self, c_in: int, c_out: int):
-        super().__init__()
-        self.relu = nn.ReLU()
-        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.bn = nn.BatchNorm2d(c_out, affine=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
-
-
 def candidate_ops(c: int, stride: int) -> dict[str, nn.Module]:
+    """The 7 DARTS ops of one edge, search-time style (affine=False); the zero op is the implicit slot."""
     return {
-        "max_pool_3x3": PoolBN("max", c, stride),
-        "avg_pool_3x3": PoolBN("avg", c, stride),
-        "skip_connect": nn.Identity() if stride == 1 else FactorizedReduce(c, c),
-        "sep_conv_3x3": SepConv(c, 3, stride, 1),
-        "sep_conv_5x5": SepConv(c, 5, stride, 2),
-        "dil_conv_3x3": DilConv(c, 3, stride, 2, 2),
-        "dil_conv_5x5": DilConv(c, 5, stride, 4, 2),
+        "max_pool_3x3": PoolBN("max", c, stride, affine=False),
+        "avg_pool_3x3": PoolBN("avg", c, stride, affine=False),
+        "skip_connect": nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine=False),
+        "sep_conv_3x3": SepConv(c, c, 3, stride, 1, affine=False),
+        "sep_conv_5x5": SepConv(c, c, 5, stride, 2, affine=False),
+        "dil_conv_3x3": DilConv(c, c, 3, stride, 2, 2, affine=False),
+        "dil_conv_5x5": DilConv(c, c, 5, stride, 4, 2, affine=False),
     }
 
 
@@ -87,8 +52,9 @@ class Cell(nn.Module):
     def __init__(self, n_nodes: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool):
         super().__init__()
         self.reduction = reduction
-        self.preproc0 = FactorizedReduce(c_pp, c) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0)
-        self.preproc1 = ReLUConvBN(c_p, c, 1, 1, 0)
+        self.preproc0 = (FactorizedReduce(c_pp, c, affine=False) if reduction_prev
+                         else ReLUConvBN(c_pp, c, 1, 1, 0, affine=False))
+        self.preproc1 = ReLUConvBN(c_p, c, 1, 1, 0, affine=False)
         kind = "reduce" if reduction else "normal"
         self.nodes = nn.ModuleList(
             Node(f"{kind}_n{i + 2}", i + 2, c, 2 if reduction else 0) for i in range(n_nodes))
