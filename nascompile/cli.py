@@ -159,6 +159,8 @@ def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_
 
     def print_ir(pass_name: str, text: str) -> None:
         if "all" in print_after or pass_name in print_after:
+            if progress_for(args) is not None:
+                progress_for(args).close()  # the IR starts on a line of its own
             print(f"// IR after {pass_name}", file=sys.stderr)
             print(text, file=sys.stderr)
         if on_ir is not None and pass_name == ir_after:

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from .decisions import NEAR_TIE
 from .errors import ExportError, ModelFileError, PipelineError, RenderError
+
+if TYPE_CHECKING:
+    from .compiler import CompileResult
 
 EXPORT_FORMATS = ("nni", "genotype", "json")
 
@@ -126,7 +130,7 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def genotype_text(result, name: str | None = None) -> str:
+def genotype_text(result: "CompileResult", name: str | None = None) -> str:
     """DARTS's `Genotype(...)` text of `result`, or ExportError saying why it has none."""
     if result.genotype is None:
         raise ExportError(
@@ -139,6 +143,8 @@ def genotype_text(result, name: str | None = None) -> str:
 def run_export(args: argparse.Namespace) -> int:
     from .cli import compile_from_args
 
+    if args.name and args.format != "genotype":
+        raise ExportError(f"--name applies to --format genotype only, not --format {args.format}")
     result, _ = compile_from_args(args)
     if args.format == "nni":
         text = json.dumps(result.decisions, indent=2)

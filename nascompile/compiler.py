@@ -139,7 +139,7 @@ class CompileResult:
         with eval_mode(self.model):
             supernet = supernet_cost(self.lifted_graph(), self.example_inputs)
             discrete = discrete_cost(self.graph, self.example_inputs, kept)
-        return cost_table(supernet, discrete, int(self.example_inputs[0].shape[0]) if self.example_inputs[0].dim() else 1)
+        return cost_table(supernet, discrete, self.example_inputs)
 
     def metadata(self) -> dict[str, str]:
         """What the emitted ONNX file records about its origin (`metadata_props`): nascompile's version, the

@@ -101,6 +101,7 @@ def discrete_cost(graph: Graph, inputs: Sequence[torch.Tensor], kept_edges: int)
                        macs=count_macs(graph, inputs))
 
 
-def cost_table(supernet: NetworkCost, discrete: NetworkCost, batch_size: int) -> dict[str, Any]:
-    """JSON-ready totals of both networks."""
+def cost_table(supernet: NetworkCost, discrete: NetworkCost, inputs: Sequence[torch.Tensor]) -> dict[str, Any]:
+    """JSON-ready totals of both networks, measured on `inputs` (whose first dimension is the batch)."""
+    batch_size = int(inputs[0].shape[0]) if inputs and inputs[0].dim() else 1
     return {"batch_size": batch_size, "supernet": supernet.to_dict(), "discrete": discrete.to_dict()}

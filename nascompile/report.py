@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .decisions import NEAR_TIE
+
+if TYPE_CHECKING:
+    from .compiler import CompileResult
 
 REPORT_FORMAT = "nascompile-report"
 REPORT_VERSION = 1
 
 
-def build_report(result: Any, near_tie: float = NEAR_TIE, costs: bool = True) -> dict[str, Any]:
+def build_report(result: "CompileResult", near_tie: float = NEAR_TIE, costs: bool = True) -> dict[str, Any]:
     """Decisions, genotype, architecture hash and (with `costs`) totals of a `CompileResult`."""
     report = {"format": REPORT_FORMAT, "version": REPORT_VERSION}
     report.update(result.choices.report(near_tie))
