@@ -1,14 +1,17 @@
 """The `nascompile` command.
 
     nascompile compile SPEC -o model.onnx [--validate] ...
+    nascompile report | plot | export SPEC ...   nascompile inspect model.onnx   (see `commands.py`)
 
-Results go to stdout, warnings and IR dumps to stderr. Each kind of user error has its own exit code
+Results go to stdout; progress (one line per stage, or JSON lines with --log-json), warnings and IR dumps
+to stderr. Each kind of user error has its own exit code
 (see `errors.py`); an unexpected failure exits 70 with a traceback, since it is a bug in nascompile.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -16,7 +19,11 @@ from collections.abc import Sequence
 
 import torch
 
+from .commands import COMMANDS as VIEW_COMMANDS
+from .commands import add_parsers as add_view_parsers
+from .decisions import NEAR_TIE
 from .errors import INTERNAL_ERROR_EXIT_CODE, InputShapeError, NascompileError
+from .progress import HumanProgress, JsonLog
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,12 +42,14 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-final-edges", type=int, default=2, help="edges kept per aggregation node by finalize (default 2)")
     p.add_argument("--rank", choices=("darts", "logit", "renorm"), default="darts",
                    help="edge rank convention for finalize (default darts)")
-    p.add_argument("--near-tie", type=float, default=1e-3, metavar="MARGIN",
-                   help="warn about decisions won by less than MARGIN (default 1e-3; probabilities, or logits "
-                        "with --rank logit)")
+    p.add_argument("--near-tie", type=float, default=NEAR_TIE, metavar="MARGIN",
+                   help=f"flag decisions won by less than MARGIN as near-ties (default {NEAR_TIE}; in probability, "
+                        "or in logits with --rank logit)")
     p.add_argument("--print-after", action="append", metavar="PASS", help="print the IR after PASS (or 'all') to stderr")
     p.add_argument("--verify-each", action="store_true", help="check every pass with the IR interpreter")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but warnings and errors")
+    p.add_argument("--log-json", action="store_true",
+                   help="progress, warnings and errors as JSON lines on stderr (one object per line)")
 
 
 def _add_compile_parser(sub: argparse._SubParsersAction) -> None:
@@ -64,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nascompile {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_compile_parser(sub)
+    add_view_parsers(sub)
     return parser
 
 
@@ -97,13 +107,13 @@ def _batch_sizes(text: str) -> list[int]:
 
 
 def _print_summary(result, report, seconds: float, params_before: int) -> None:
+    from .report import format_decisions
+
     decisions = result.decisions
-    width = max((len(k) for k in decisions), default=0)
     print(f"decisions ({len(decisions)} choices):")
-    for label, value in decisions.items():
-        print(f"  {label:<{width}}  {value if value != [] else '[] (edge dropped)'}")
+    print("\n".join(format_decisions(decisions)))
     ops = sum(n for op, n in result.graph.count_ops().items() if op not in ("input", "output"))
-    print(f"supernet: {result.lifted_ops} IR nodes ({result.lifted_choices} choices), {params_before:,} params")
+    print(f"supernet: {result.lifted_ops} IR nodes ({result.lifted_choices} choices), {result.lifted_params:,} params")
     print(f"discrete: {ops} ops, {result.graph.param_count():,} params")
     if result.genotype is not None:
         print(f"genotype: {result.genotype}")
@@ -111,13 +121,32 @@ def _print_summary(result, report, seconds: float, params_before: int) -> None:
         print(report.validation.summary())
     for path in report.files:
         print(f"wrote {path}")
+    print(f"architecture sha256: {result.sha256}")
     print(f"done in {seconds:.2f} s")
 
 
-def compile_from_args(args: argparse.Namespace):
+def progress_for(args: argparse.Namespace):
+    """The progress reporter of this command (made once): JSON lines with --log-json, none with -q, else lines."""
+    if "_progress" not in vars(args):
+        args._progress = JsonLog() if getattr(args, "log_json", False) else \
+            None if getattr(args, "quiet", False) else HumanProgress()
+    return args._progress
+
+
+def warn(args: argparse.Namespace, message: str) -> None:
+    """A warning on stderr (a JSON line with --log-json), shown even with -q."""
+    progress = progress_for(args)
+    if progress is not None:
+        progress.warning(message)
+    else:
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_ir=None):
     """Load the SPEC (and weights), make the example inputs and compile: the shared front half of commands.
 
-    Returns (compile result, supernet parameter count).
+    With `ir_after`, `on_ir(pass_name, ir_text)` also receives the IR after that pass. Returns (compile
+    result, supernet parameter count as `nn.Module.parameters()` counts it).
     """
     from .compiler import compile as compile_model
     from .frontend import load_alphas
@@ -130,18 +159,26 @@ def compile_from_args(args: argparse.Namespace):
     inputs = _example_inputs(args, loaded)
     params_before = sum(p.numel() for p in loaded.model.parameters())
 
+    print_after = set(args.print_after or ())
+
     def print_ir(pass_name: str, text: str) -> None:
-        print(f"// IR after {pass_name}", file=sys.stderr)
-        print(text, file=sys.stderr)
+        if "all" in print_after or pass_name in print_after:
+            if progress_for(args) is not None:
+                progress_for(args).close()  # the IR starts on a line of its own
+            print(f"// IR after {pass_name}", file=sys.stderr)
+            print(text, file=sys.stderr)
+        if on_ir is not None and pass_name == ir_after:
+            on_ir(pass_name, text)
 
     from .passes import PIPELINES
 
     pipeline = args.pipeline or (PIPELINES[args.opt_level] if args.opt_level else None)
     result = compile_model(loaded.model, inputs, pipeline=pipeline, max_final_edges=args.max_final_edges,
-                           rank=args.rank, verify_each=args.verify_each, print_after=set(args.print_after or ()),
-                           printer=print_ir, arch_params=arch_params, near_tie=args.near_tie)
+                           rank=args.rank, verify_each=args.verify_each,
+                           print_after=print_after | ({ir_after} if ir_after else set()), printer=print_ir,
+                           arch_params=arch_params, progress=progress_for(args), near_tie=args.near_tie)
     for warning in result.warnings + result.choices.ties() + result.choices.near_ties():
-        print(f"warning: {warning}", file=sys.stderr)
+        warn(args, warning)
     return result, params_before
 
 
@@ -151,13 +188,13 @@ def _run_compile(args: argparse.Namespace) -> int:
     result, params_before = compile_from_args(args)
     report = result.save(args.output, decisions_path=args.decisions, validate=args.device if args.validate else None,
                          opset=args.opset, dynamic_batch=not args.static_batch, batch_sizes=batch_sizes,
-                         atol=args.atol, rtol=args.rtol)
+                         atol=args.atol, rtol=args.rtol, progress=progress_for(args))
     if not args.quiet:
         _print_summary(result, report, time.perf_counter() - start, params_before)
     return 0
 
 
-COMMANDS = {"compile": _run_compile}
+COMMANDS = {"compile": _run_compile, **VIEW_COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -166,11 +203,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except NascompileError as exc:
-        print(f"nascompile: {exc.kind}: {exc}", file=sys.stderr)
+        progress = progress_for(args)
+        if isinstance(progress, JsonLog):
+            progress.error(exc.kind, str(exc), exc.exit_code)
+        else:
+            if progress is not None:
+                progress.close()  # a stage left running: the error starts on a line of its own
+            print(f"nascompile: {exc.kind}: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("nascompile: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception:
         traceback.print_exc()
         print("nascompile: internal error: this is a bug in nascompile; please report it with the traceback above",

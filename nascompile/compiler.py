@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,11 +13,13 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .decisions import Decisions
+from .costs import count_params
+from .decisions import NEAR_TIE, Decisions
 from .errors import InputShapeError
 from .frontend import ChoiceLifter, Recognizer, lift
 from .ir.graph import Graph
 from .passes import PIPELINE_O1, PassContext, run_pipeline
+from .progress import ProgressFn, StageEvent, stage
 from .reference import eval_mode, reference_outputs
 
 DEFAULT_PIPELINE = PIPELINE_O1
@@ -36,7 +39,35 @@ class CompileResult:
     """The discrete network and what the search decided.
 
     `graph`: the final IR. `decisions`: NNI's exported-architecture format. `report`: per choice, the
-    probabilities, chosen op, strength, margin to the runner-up and ties.
+    probabilities, chosen op, strength, margin to the runner-up, ties and near-ties. `architecture`: the
+    derived cells; `genotype`: DARTS's form of them; `to_json()`: the versioned architecture
+    description with its content hash `sha256`; `costs()`: edges, params and MACs of the supernet and
+    of the discrete network; `save(path)`: the ONNX file.
+
+    >>> import torch, nascompile
+    >>> from nascompile import nn as nc
+    >>> class Net(nc.Supernet):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.edge = nc.LayerChoice({"conv": torch.nn.Conv2d(4, 4, 3, padding=1),
+    ...                                     "pool": torch.nn.MaxPool2d(3, 1, 1)}, label="edge")
+    ...     def forward(self, x):
+    ...         return self.edge(x)
+    >>> net = Net()
+    >>> with torch.no_grad():
+    ...     _ = net.edge.alpha.copy_(torch.tensor([2.0, 1.0, 0.0]))  # conv, pool, zero op
+    >>> result = nascompile.compile(net, torch.randn(1, 4, 8, 8))
+    >>> result.decisions
+    {'edge': 'conv'}
+    >>> entry = result.report["layer_choices"][0]
+    >>> round(entry["strength"], 4), entry["runner_up"], round(entry["margin"], 4)
+    (0.6652, 'pool', 0.4205)
+    >>> result.costs()["discrete"]["macs"]  # 8*8 outputs x 4 channels x 4*3*3 weights
+    9216
+    >>> result.genotype is None  # not a DARTS cell
+    True
+    >>> len(result.sha256)
+    64
     """
 
     graph: Graph
@@ -49,6 +80,7 @@ class CompileResult:
     architecture: Any = None  # arch.Architecture: the derived cells (recorded by `expand`)
     lifted_ops: int = 0  # IR nodes right after the lift (choices unexpanded)
     lifted_choices: int = 0
+    lifted_params: int = 0  # weights of the supernet as lifted, every candidate's included (`costs.count_params`)
 
     @property
     def decisions(self) -> dict[str, Any]:
@@ -56,6 +88,8 @@ class CompileResult:
 
     @property
     def report(self) -> dict[str, Any]:
+        """Every decision as plain data (`Decisions.report`): probabilities incl. the zero slot, chosen op,
+        strength, runner-up and margin, kept/dropped instances, ties, near-ties (margin < 0.01) and warnings."""
         return self.choices.report()
 
     @property
@@ -74,13 +108,45 @@ class CompileResult:
         """The supernet's own forward with the decisions fixed (flattened outputs)."""
         return reference_outputs(self.model, self.lifter, self.choices.by_path(), inputs or self.example_inputs)
 
+    def description(self) -> dict[str, Any]:
+        """The versioned architecture description (cells, nodes, edges, ops, decisions, genotype) with its
+        content hash under `sha256` (`export.describe_architecture`)."""
+        from .export import describe_architecture
+
+        return describe_architecture(self.architecture, self.decisions, self.genotype)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """`description()` as JSON text."""
+        return json.dumps(self.description(), indent=indent)
+
+    @property
+    def sha256(self) -> str:
+        """Content hash of the architecture description: equal for equal derived architectures."""
+        return self.description()["sha256"]
+
+    def lifted_graph(self) -> Graph:
+        """The supernet's IR as lifted, before any decision (lifted again: the compile's graph was rewritten)."""
+        with eval_mode(self.model):
+            graph, _ = lift(self.model, self.example_inputs, self.lifter.recognizers, self.lifter.arch_params)
+        return graph
+
+    def costs(self) -> dict[str, Any]:
+        """Edges, candidate ops, IR ops, params and MACs of the supernet and of the discrete network, at
+        the example inputs' batch size; what is counted is defined in `costs.py`."""
+        from .costs import cost_table, discrete_cost, supernet_cost
+
+        kept = sum(d.kept_instances for d in self.choices.layer.values())
+        with eval_mode(self.model):
+            supernet = supernet_cost(self.lifted_graph(), self.example_inputs)
+            discrete = discrete_cost(self.graph, self.example_inputs, kept)
+        return cost_table(supernet, discrete, self.example_inputs)
+
     def metadata(self) -> dict[str, str]:
-        """What the emitted ONNX file records about its origin (`metadata_props`)."""
-        return {
-            "nascompile.version": _version(),
-            "nascompile.decisions": json.dumps(self.decisions, sort_keys=True),
-            "nascompile.pipeline": self.pipeline,
-        }
+        """What the emitted ONNX file records about its origin (`metadata_props`): nascompile's version, the
+        pipeline, the decisions, the architecture description and its sha256 (read by `nascompile inspect`)."""
+        from .export import onnx_metadata
+
+        return onnx_metadata(self.description(), _version(), self.pipeline)
 
     def to_onnx(self, opset: int | None = None, dynamic_batch: bool = True):
         """The discrete network as an `onnx.ModelProto`, weights inherited from the supernet."""
@@ -109,23 +175,35 @@ class CompileResult:
 
     def save(self, path: str | os.PathLike, *, decisions_path: str | os.PathLike | None = None,
              validate: str | None = None, opset: int | None = None, dynamic_batch: bool = True,
-             batch_sizes: Sequence[int] = (1, 2), atol: float = 1e-4, rtol: float = 1e-3) -> "SaveReport":
+             batch_sizes: Sequence[int] = (1, 2), atol: float = 1e-4, rtol: float = 1e-3,
+             progress: ProgressFn | None = None) -> "SaveReport":
         """Write the ONNX file (and the decisions JSON); with `validate="cpu"|"cuda"`, only if it validates.
 
-        Nothing is written when emission, the ONNX checker or validation fails.
+        Nothing is written when emission, the ONNX checker or validation fails. `progress` hears the
+        stages `emit`, `write` (staged files and the ONNX checker) and `validate`.
         """
         from .backend import save_onnx
         from .errors import ValidationError
 
-        model = self.to_onnx(opset, dynamic_batch)
+        with stage(progress, "emit", "emit") as detail:
+            model = self.to_onnx(opset, dynamic_batch)
+            detail.append(f"{len(model.graph.node)} ONNX nodes")
         extras = {}
         if decisions_path is not None:
             extras[decisions_path] = (json.dumps(self.decisions, indent=2) + "\n").encode()
         report = SaveReport(files=[], validation=None)
+        if progress is not None:
+            progress(StageEvent("write", "write", "start"))
+        write_start = time.perf_counter()
 
         def check(staged: Path) -> None:
+            if progress is not None:
+                progress(StageEvent("write", "write", "end", time.perf_counter() - write_start, "ONNX checker passed"))
             if validate:
-                report.validation = self.validate(staged, validate, batch_sizes, atol, rtol)
+                with stage(progress, "validate", "validate") as detail:
+                    report.validation = self.validate(staged, validate, batch_sizes, atol, rtol)
+                    detail.append(f"{'passed' if report.validation.passed else 'FAILED'} on {validate}, "
+                                  f"max abs diff {report.validation.max_abs:.3g}")
                 if not report.validation.passed:
                     raise ValidationError(report.validation.summary())
 
@@ -157,7 +235,8 @@ def compile(
     printer: Callable[[str, str], None] | None = None,
     recognizers: list[Recognizer] | None = None,
     arch_params: Mapping[str, Any] | None = None,
-    near_tie: float = 1e-3,
+    near_tie: float = NEAR_TIE,
+    progress: ProgressFn | None = None,
 ) -> CompileResult:
     """Compile a supernet into a discrete IR graph.
 
@@ -167,17 +246,23 @@ def compile(
     those passes to `printer(pass_name, text)`. `arch_params` maps keys to logits that replace the
     model's own (an NNI mutator's choices, `{"alphas_normal": matrix}` for DARTS; `frontend/arch_params.py`).
     Decisions won by a margin below `near_tie` are listed as near-ties (`result.choices.near_ties()`).
+    `progress` is called with a `progress.StageEvent` as the lift and each pass start and end; without
+    it the compile prints nothing (the command line shows the events).
     """
     inputs = as_input_tuple(example_inputs)
     with eval_mode(model):
-        graph, lifter = lift(model, inputs, recognizers, arch_params)
-        counts = graph.count_ops()
-        lifted_ops = sum(n for op, n in counts.items() if op not in ("input", "output"))
-        lifted_choices = counts.get("layer_choice", 0) + counts.get("input_choice", 0)
+        with stage(progress, "lift", "lift") as detail:
+            graph, lifter = lift(model, inputs, recognizers, arch_params)
+            counts = graph.count_ops()
+            lifted_ops = sum(n for op, n in counts.items() if op not in ("input", "output"))
+            lifted_choices = counts.get("layer_choice", 0) + counts.get("input_choice", 0)
+            lifted_params = count_params(graph)
+            detail.append(f"{lifted_ops} IR nodes, {lifted_choices} choices")
         ctx = PassContext(max_final_edges=max_final_edges, rank=rank, example_inputs=inputs, lifter=lifter)
         ctx.decisions.near_tie = near_tie
         pipeline = pipeline or DEFAULT_PIPELINE
-        run_pipeline(graph, pipeline, ctx, verify_each=verify_each, print_after=print_after, printer=printer)
+        run_pipeline(graph, pipeline, ctx, verify_each=verify_each, print_after=print_after, printer=printer,
+                     progress=progress)
     return CompileResult(graph=graph, model=model, example_inputs=inputs, choices=ctx.decisions, lifter=lifter,
                          pipeline=pipeline, timings=dict(ctx.timings), lifted_ops=lifted_ops,
-                         lifted_choices=lifted_choices, architecture=ctx.architecture)
+                         lifted_choices=lifted_choices, lifted_params=lifted_params, architecture=ctx.architecture)

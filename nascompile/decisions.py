@@ -5,12 +5,42 @@ name, or `[]` when its edge was dropped; input-choice label -> kept inputs). `De
 everything a user asks after a search: probabilities, strength, margin to the runner-up, ties.
 `Decisions.by_path()` gives the decision of every choice module by module path, which the reference
 (the supernet's own forward with decisions fixed) applies.
+
+A *near-tie* is a decision that a small change of the logits would flip: its margin is below a threshold
+(`NEAR_TIE`, `--near-tie`). The margin of a layer choice is p[chosen] - p[runner-up]; the margin of an
+input choice or a finalize node is its *cut margin*, the rank of the weakest kept edge minus the rank of
+the strongest dropped one (in the rank's units: a probability, or a raw logit under `rank=logit`).
+Exact ties (margin 0) are reported as ties, not as near-ties.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+#: Default near-tie threshold on a margin (see the module docstring).
+NEAR_TIE = 0.01
+
+
+def cut_margin(ranks: list[float | None], kept: list[bool]) -> float | None:
+    """Weakest kept rank minus strongest dropped rank (None when nothing ranked was dropped).
+
+    >>> cut_margin([0.5, 0.2, 0.45], [True, False, True])
+    0.25
+    >>> cut_margin([0.5, None], [True, True]) is None
+    True
+    """
+    kept_ranks = [r for r, k in zip(ranks, kept) if k and r is not None]
+    dropped_ranks = [r for r, k in zip(ranks, kept) if not k and r is not None]
+    if not kept_ranks or not dropped_ranks:
+        return None
+    return min(kept_ranks) - max(dropped_ranks)
+
+
+def is_near_tie(margin: float | None, threshold: float) -> bool:
+    """0 < margin < threshold (an exact tie is a tie, reported as such)."""
+    return margin is not None and math.isfinite(margin) and 0 < margin < threshold
 
 
 @dataclass
@@ -39,6 +69,19 @@ class LayerDecision:
         """Dropped everywhere: the NNI decision is `[]`."""
         return bool(self.paths) and set(self.dropped_at) >= set(self.paths)
 
+    @property
+    def kept_instances(self) -> int:
+        """How many instances (edges) of this label the discrete network keeps."""
+        return len(set(self.paths) - set(self.dropped_at))
+
+    def is_near_tie(self, threshold: float) -> bool:
+        """The op choice could flip under a small change of the logits, and some edge still carries it.
+
+        A label whose every edge was dropped is never a near-tie: which op it would have carried does not
+        matter to the discrete network (NNI records `[]`).
+        """
+        return is_near_tie(self.margin, threshold) and not self.dropped
+
 
 @dataclass
 class InputDecision:
@@ -60,6 +103,10 @@ class InputDecision:
             return [labels[i] for i in self.kept]
         return list(self.kept)
 
+    @property
+    def cut_margin(self) -> float | None:
+        return cut_margin(self.weights, [i in self.kept for i in range(len(self.weights))])
+
 
 @dataclass
 class EdgeRank:
@@ -79,6 +126,10 @@ class FinalizeDecision:
     edges: list[EdgeRank]
     tie: list[int] = field(default_factory=list)  # edge positions tied across the keep/drop boundary
 
+    @property
+    def cut_margin(self) -> float | None:
+        return cut_margin([e.rank for e in self.edges], [e.kept for e in self.edges])
+
 
 @dataclass
 class Decisions:
@@ -88,7 +139,7 @@ class Decisions:
     input: dict[str, InputDecision] = field(default_factory=dict)
     finalize: dict[str, FinalizeDecision] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    near_tie: float = 1e-3  # a margin below this (in the rank's own units) is a near-tie, warned about
+    near_tie: float = NEAR_TIE  # the threshold `near_ties()` and `report()` use unless given another
 
     def to_nni(self) -> dict[str, Any]:
         """NNI's exported-architecture format."""
@@ -129,52 +180,51 @@ class Decisions:
                              "positions")
         return lines
 
-    def near_ties(self) -> list[str]:
-        """One line per decision won by a margin below `near_tie` (exact ties are listed by `ties()`).
+    def near_ties(self, threshold: float | None = None) -> list[str]:
+        """One line per decision whose margin is below `threshold` without being an exact tie.
 
-        Layer choices (kept ones: a dropped edge's op does not matter): p[chosen] - p[runner-up]. Input choices and finalize: the weakest kept rank minus the
-        strongest dropped one, in that rank's units (probabilities, or raw logits for `rank="logit"`).
+        A dropped layer choice is left out (see `LayerDecision.is_near_tie`).
         """
+        threshold = self.near_tie if threshold is None else threshold
         lines = []
         for d in self.layer.values():
-            if not d.tie and not d.dropped and d.margin < self.near_tie:
-                lines.append(f"layer choice {d.label!r}: near-tie, {d.chosen_name!r} beats "
-                             f"{d.candidates[d.runner_up]!r} by {d.margin:.3g} (< {self.near_tie:g})")
+            if d.is_near_tie(threshold):
+                lines.append(f"layer choice {d.label!r}: {d.chosen_name!r} leads {d.candidates[d.runner_up]!r} by "
+                             f"only {d.margin:.3g} in probability (near-tie threshold {threshold:g})")
         for d in self.input.values():
-            gap = _cut_margin(d.weights, d.kept)
-            if not d.tie and gap is not None and gap < self.near_tie:
-                lines.append(f"input choice {d.label!r}: near-tie at the cut, kept inputs lead by {gap:.3g} "
-                             f"(< {self.near_tie:g})")
+            if is_near_tie(d.cut_margin, threshold):
+                lines.append(f"input choice {d.label!r}: the weakest kept input leads the strongest dropped one by "
+                             f"only {d.cut_margin:.3g} (near-tie threshold {threshold:g})")
         for d in self.finalize.values():
-            ranked = [(i, e) for i, e in enumerate(d.edges) if e.rank is not None]
-            gap = _cut_margin([e.rank for _, e in ranked], [k for k, (_, e) in enumerate(ranked) if e.kept])
-            if not d.tie and gap is not None and gap < self.near_tie:
-                lines.append(f"finalize at {d.path or d.node!r}: near-tie at the cut, kept edges lead by {gap:.3g} "
-                             f"(< {self.near_tie:g})")
+            if is_near_tie(d.cut_margin, threshold):
+                lines.append(f"finalize at {d.path or d.node!r}: the weakest kept edge leads the strongest dropped "
+                             f"one by only {d.cut_margin:.3g} ({d.rank} rank; near-tie threshold {threshold:g})")
         return lines
 
-    def report(self) -> dict[str, Any]:
-        """Plain-data report of every decision (JSON-ready)."""
+    def report(self, near_tie: float | None = None) -> dict[str, Any]:
+        """Plain-data report of every decision (JSON-ready: a margin with no runner-up is None).
+
+        Each entry says whether it is a `near_tie` (margin below `near_tie`, see the module docstring).
+        """
+        near_tie = self.near_tie if near_tie is None else near_tie
         layer = []
         for d in self.layer.values():
             entry = asdict(d)
-            entry.update(chosen=d.chosen_name, dropped=d.dropped,
-                         runner_up=None if d.runner_up is None else d.candidates[d.runner_up])
+            entry.update(chosen=d.chosen_name, chosen_index=d.chosen, dropped=d.dropped, kept_instances=d.kept_instances,
+                         runner_up=None if d.runner_up is None else d.candidates[d.runner_up],
+                         margin=d.margin if math.isfinite(d.margin) else None,
+                         near_tie=d.is_near_tie(near_tie))
             layer.append(entry)
         return {
             "layer_choices": layer,
-            "input_choices": [asdict(d) | {"kept": d.kept_items()} for d in self.input.values()],
-            "finalize": [asdict(d) for d in self.finalize.values()],
+            "input_choices": [asdict(d) | {"kept": d.kept_items(), "kept_positions": list(d.kept),
+                                           "cut_margin": d.cut_margin,
+                                           "near_tie": is_near_tie(d.cut_margin, near_tie)}
+                              for d in self.input.values()],
+            "finalize": [asdict(d) | {"cut_margin": d.cut_margin, "near_tie": is_near_tie(d.cut_margin, near_tie)}
+                         for d in self.finalize.values()],
             "ties": self.ties(),
-            "near_ties": self.near_ties(),
-            "near_tie_threshold": self.near_tie,
+            "near_tie_threshold": near_tie,
+            "near_ties": self.near_ties(near_tie),
             "warnings": list(self.warnings),
         }
-
-
-def _cut_margin(ranks: list[float], kept: list[int]) -> float | None:
-    """Weakest kept rank minus strongest dropped rank; None when nothing was dropped."""
-    dropped = [r for i, r in enumerate(ranks) if i not in kept]
-    if not dropped or not kept:
-        return None
-    return min(ranks[i] for i in kept) - max(dropped)

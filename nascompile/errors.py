@@ -99,4 +99,25 @@ class PipelineError(NascompileError):
     kind = "pipeline error"
 
 
+class ModelFileError(NascompileError):
+    """An ONNX file given to read (`nascompile inspect`) is missing, is not ONNX, or has no nascompile metadata."""
+
+    exit_code = 15
+    kind = "model file error"
+
+
+class ExportError(NascompileError):
+    """An export format does not apply to this architecture (a genotype of a non-DARTS search space)."""
+
+    exit_code = 16
+    kind = "export error"
+
+
+class RenderError(NascompileError):
+    """A diagram cannot be drawn: Graphviz's `dot` is missing or fails, or the format is unknown."""
+
+    exit_code = 17
+    kind = "render error"
+
+
 INTERNAL_ERROR_EXIT_CODE = 70

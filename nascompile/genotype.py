@@ -29,7 +29,7 @@ def darts_genotype(decisions: Decisions, architecture: Architecture | None) -> G
         return None
     genes: dict[str, tuple[list, Any]] = {}
     for cell in architecture.cells:
-        kind = _kind(cell)
+        kind = cell_kind(cell)
         gene = _cell_gene(cell, decisions) if kind else None
         if gene is None or genes.setdefault(kind, gene) != gene:
             return None  # not DARTS-shaped, or two cells of one kind derived different structures
@@ -38,7 +38,8 @@ def darts_genotype(decisions: Decisions, architecture: Architecture | None) -> G
     return Genotype(genes["normal"][0], genes["normal"][1], genes["reduce"][0], genes["reduce"][1])
 
 
-def _kind(cell: Cell) -> str | None:
+def cell_kind(cell: Cell) -> str | None:
+    """The cell's kind, "normal" or "reduce", when its edges' labels say so (and not both); else None."""
     labels = [edge.label for node in cell.nodes for edge in node.edges if edge.label]
     normal, reduce = any("normal" in label for label in labels), any("reduce" in label for label in labels)
     return "normal" if normal and not reduce else "reduce" if reduce and not normal else None

@@ -310,7 +310,8 @@ def test_near_ties_are_listed_below_the_threshold_but_exact_ties_are_not():
     ctx.decisions.near_tie = 0.5
     near = ctx.decisions.near_ties()
     assert len(near) == 2
-    assert near[0].startswith("layer choice 'e0': near-tie, 'b' beats 'a' by 0.364")
-    assert near[1].startswith("input choice 'n': near-tie at the cut, kept inputs lead by 0.47 (")
+    assert near[0] == "layer choice 'e0': 'b' leads 'a' by only 0.364 in probability (near-tie threshold 0.5)"
+    assert near[1] == ("input choice 'n': the weakest kept input leads the strongest dropped one by only 0.47 "
+                       "(near-tie threshold 0.5)")
     ctx.decisions.near_tie = 0.3
     assert ctx.decisions.near_ties() == []

@@ -27,6 +27,7 @@ from ..ir.graph import Graph
 from ..ir.interpreter import Overlay, run_graph
 from ..ir.text import print_graph
 from ..ir.verify import verify_graph
+from ..progress import ProgressFn, StageEvent
 
 
 @dataclass
@@ -147,8 +148,9 @@ def run_pipeline(
     printer: Callable[[str, str], None] | None = None,
     rtol: float = 1e-4,
     atol: float = 1e-5,
+    progress: ProgressFn | None = None,
 ) -> Graph:
-    """Run `pipeline` on `graph` in place; returns the graph."""
+    """Run `pipeline` on `graph` in place; returns the graph. `progress` hears each pass start and end."""
     steps = parse_pipeline(pipeline)
     if verify_each and ctx.example_inputs is None:
         raise PipelineError("verify-each needs example inputs")
@@ -158,6 +160,8 @@ def run_pipeline(
         raise PipelineError(f"print-after names {sorted(unknown)}, which the pipeline does not run; "
                             f"its passes: {', '.join(name for name, _ in steps)} (or 'all')")
     for name, options in steps:
+        if progress is not None:
+            progress(StageEvent(name, "pass", "start"))
         before = graph.clone() if verify_each else None
         start = time.perf_counter()
         try:
@@ -178,4 +182,7 @@ def run_pipeline(
             _compare(name, expected, actual, rtol, atol)
         if printer is not None and ("all" in print_after or name in print_after):
             printer(name, print_graph(graph))
+        if progress is not None:
+            detail = f"{len(graph)} IR nodes" + ("" if result.changed else ", unchanged")
+            progress(StageEvent(name, "pass", "end", time.perf_counter() - start, detail))
     return graph

@@ -1,0 +1,185 @@
+"""The subcommands that show what a search decided: `report`, `plot`, `export` and `inspect`.
+
+    nascompile report SPEC [--json] [--near-tie 0.01]
+    nascompile plot SPEC -o cells.svg [--ir [PASS]]
+    nascompile export SPEC --format nni|genotype|json [-o FILE]
+    nascompile inspect model.onnx [--json]
+
+`report`, `plot` and `export` take the model options of `compile` (`cli.add_model_arguments`) and
+compile the same way (`cli.compile_from_args`). Results go to stdout (or -o), progress and warnings to
+stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING
+
+from .errors import ExportError, ModelFileError, PipelineError, RenderError
+
+if TYPE_CHECKING:
+    from .compiler import CompileResult
+
+EXPORT_FORMATS = ("nni", "genotype", "json")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    from .cli import add_model_arguments
+
+    p = sub.add_parser("report", help="what the search decided: probabilities, margins, ties, costs",
+                       description="Compile SPEC and print one row per choice (candidates' probabilities, chosen op, "
+                                   "edge strength, margin to the runner-up, kept/dropped, ties and near-ties) and "
+                                   "the totals of the supernet and the discrete network.")
+    add_model_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the report as JSON (format nascompile-report)")
+    p.add_argument("--no-costs", action="store_true", help="skip the totals (they run the supernet once)")
+
+    p = sub.add_parser("plot", help="draw the derived cells (or the IR) with Graphviz",
+                       description="Draw each distinct derived cell as DARTS papers do, or with --ir the IR graph.")
+    add_model_arguments(p)
+    p.add_argument("-o", "--output", required=True,
+                   help="image to write: .svg, .png, .pdf (Graphviz's dot), or .dot/.gv for the DOT text")
+    p.add_argument("--ir", nargs="?", const="final", metavar="PASS",
+                   help="draw the IR instead: after PASS, 'lift' (the supernet as lifted) or, without PASS, the final IR")
+
+    p = sub.add_parser("export", help="the architecture as NNI JSON, DARTS genotype or versioned JSON",
+                       description="Compile SPEC and write its architecture in a standard format.")
+    add_model_arguments(p)
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="json",
+                   help="nni: NNI's exported-architecture JSON; genotype: DARTS's Genotype text; json: the versioned "
+                        "architecture description with its sha256 (default)")
+    p.add_argument("--name", help="with --format genotype: write `NAME = Genotype(...)`, as in DARTS's genotypes.py")
+    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+
+    p = sub.add_parser("inspect", help="print the decisions and architecture hash stored in an emitted ONNX file")
+    p.add_argument("model", metavar="MODEL.onnx")
+    p.add_argument("--json", action="store_true", help="print everything stored, as JSON")
+
+
+def _emit(text: str, output: str | None) -> None:
+    """Write a result to `output`, or to stdout."""
+    if output:
+        from .files import write_text
+
+        write_text(output, text)
+    else:
+        print(text, end="" if text.endswith("\n") else "\n")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from .cli import compile_from_args, progress_for
+    from .progress import stage
+    from .report import build_report, format_report
+
+    result, _ = compile_from_args(args)
+    with stage(progress_for(args), "report", "analyze") as detail:
+        report = build_report(result, near_tie=args.near_tie, costs=not args.no_costs)
+        if report["totals"]:
+            detail.append(f"{report['totals']['supernet']['macs'] / 1e6:,.1f} M -> "
+                          f"{report['totals']['discrete']['macs'] / 1e6:,.1f} M MACs")
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _ir_graph(args: argparse.Namespace):
+    """(graph, title) of the IR `--ir` names: after a pass, 'lift', or the final one."""
+    from .cli import compile_from_args
+    from .ir import parse_graph
+
+    if args.ir == "final":
+        result, _ = compile_from_args(args)
+        return result.graph, f"IR after {result.pipeline.split(',')[-1].split('{')[0]} (final)"
+    if args.ir == "lift":
+        result, _ = compile_from_args(args)
+        return result.lifted_graph(), "IR as lifted (the supernet)"
+    texts: dict[str, str] = {}
+    try:
+        compile_from_args(args, ir_after=args.ir, on_ir=texts.__setitem__)
+    except PipelineError as exc:
+        if "print-after" in str(exc):
+            raise PipelineError(f"--ir {args.ir!r} names no pass of the pipeline; give one of its passes, 'lift' "
+                                "or no name (the final IR)") from None
+        raise
+    return parse_graph(texts[args.ir], verify=False), f"IR after {args.ir}"
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    from .cli import compile_from_args, progress_for
+    from .plot import cells_dot, ir_dot, output_format, render
+    from .progress import stage
+
+    output_format(args.output)  # an unknown extension fails before compiling
+    if args.ir:
+        graph, title = _ir_graph(args)
+        dot_text = ir_dot(graph, title)
+    else:
+        result, _ = compile_from_args(args)
+        if result.architecture is None:
+            raise RenderError("the pipeline recorded no cells (the `expand` pass reads them off the IR); run a "
+                              "pipeline with expand, or draw the IR with --ir")
+        dot_text = cells_dot(result.architecture)
+    with stage(progress_for(args), "render", "render") as detail:
+        path = render(dot_text, args.output)
+        detail.append(str(path))
+    if not args.quiet:
+        print(f"wrote {path}")
+    return 0
+
+
+def genotype_text(result: "CompileResult", name: str | None = None) -> str:
+    """DARTS's `Genotype(...)` text of `result`, or ExportError saying why it has none."""
+    if result.genotype is None:
+        raise ExportError(
+            "this architecture has no DARTS genotype: a genotype needs DARTS-shaped cells (node k with one "
+            "candidate edge from each of the n + k earlier states, the output concatenating nodes) of two kinds "
+            "whose labels say 'normal' and 'reduce'; use --format json (any search space) or nni")
+    return f"{name} = {result.genotype}" if name else str(result.genotype)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .cli import compile_from_args
+
+    if args.name and args.format != "genotype":
+        raise ExportError(f"--name applies to --format genotype only, not --format {args.format}")
+    result, _ = compile_from_args(args)
+    if args.format == "nni":
+        text = json.dumps(result.decisions, indent=2)
+    elif args.format == "genotype":
+        text = genotype_text(result, args.name)
+    else:
+        text = result.to_json()
+    _emit(text + "\n", args.output)
+    if args.output and not args.quiet:
+        print(f"wrote {args.output}")
+    return 0
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from .export import read_onnx_metadata
+    from .report import format_decisions
+
+    stored = read_onnx_metadata(args.model)
+    if args.json:
+        print(json.dumps(stored.to_dict(), indent=2))
+        return 0
+    print(f"{stored.path}: written by nascompile {stored.version or '?'}")
+    print(f"pipeline: {stored.pipeline or '?'}")
+    if stored.description is None:
+        print("architecture: not stored (the file predates architecture descriptions)")
+    else:
+        check = "matches the stored description" if stored.hash_ok else "DOES NOT MATCH the stored description"
+        print(f"architecture sha256: {stored.sha256} ({check})")
+        cells = stored.description.get("cells", [])
+        print(f"cells: {len(cells)}")
+        if stored.description.get("genotype"):
+            print(f"genotype: {stored.description['genotype']}")
+    print(f"decisions ({len(stored.decisions)} choices):")
+    print("\n".join(format_decisions(stored.decisions)))
+    if stored.hash_ok is False:
+        raise ModelFileError(f"{stored.path!r}: the stored architecture hash does not match the stored description; "
+                             "the metadata was changed after nascompile wrote it")
+    return 0
+
+
+COMMANDS = {"report": run_report, "plot": run_plot, "export": run_export, "inspect": run_inspect}

@@ -1,0 +1,144 @@
+"""Export formats of a compile's result, and reading them back from an emitted ONNX file.
+
+- NNI's exported-architecture JSON: `CompileResult.decisions` (`Decisions.to_nni`).
+- DARTS's `Genotype` text: `str(result.genotype)`, for DARTS-shaped search spaces only.
+- The *architecture description*: plain, versioned JSON of the derived cells (inputs, numbered nodes,
+  edges with their op and source state, concat), the decisions and the genotype text when there is one,
+  with a content hash: the sha256 of its canonical serialization (`canonical_json`: keys sorted, no
+  spaces, ASCII) taken without the `sha256` key itself. Two compiles that derive the same architecture
+  from the same search space have the same hash, whatever the pipeline, rank convention or version of
+  nascompile that derived it (those are recorded beside it in the ONNX metadata, outside the hash).
+
+The emitted ONNX file carries the description and its hash in `metadata_props` (`onnx_metadata`);
+`read_onnx_metadata` reads them back and checks the hash (`nascompile inspect model.onnx`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .arch import Architecture, Cell
+from .errors import ModelFileError
+
+FORMAT = "nascompile-architecture"
+FORMAT_VERSION = 1
+
+# Keys of the ONNX metadata_props that nascompile writes.
+KEY_VERSION = "nascompile.version"
+KEY_PIPELINE = "nascompile.pipeline"
+KEY_DECISIONS = "nascompile.decisions"
+KEY_ARCHITECTURE = "nascompile.architecture"
+KEY_SHA256 = "nascompile.architecture.sha256"
+
+
+def canonical_json(value: Any) -> str:
+    """The serialization the content hash is taken of: sorted keys, no whitespace, ASCII only.
+
+    >>> canonical_json({"b": [1, 2], "a": "é"})
+    '{"a":"\\\\u00e9","b":[1,2]}'
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def content_hash(description: dict[str, Any]) -> str:
+    """sha256 (hex) of the canonical description, its own `sha256` key left out."""
+    body = {k: v for k, v in description.items() if k != "sha256"}
+    return hashlib.sha256(canonical_json(body).encode("ascii")).hexdigest()
+
+
+def _cell(cell: Cell) -> dict[str, Any]:
+    n_inputs = len(cell.inputs)
+    return {
+        "name": cell.name,
+        "inputs": [{"index": i, "source": source} for i, source in enumerate(cell.input_sources)],
+        "nodes": [{"index": n_inputs + k, "choice": node.choice,
+                   "edges": [{"source": e.source, "op": e.op, "label": e.label} for e in node.edges]}
+                  for k, node in enumerate(cell.nodes)],
+        "concat": list(cell.concat),
+    }
+
+
+def describe_architecture(architecture: Architecture | None, decisions: dict[str, Any],
+                          genotype: Any = None) -> dict[str, Any]:
+    """The versioned architecture description, with its `sha256` (see the module docstring).
+
+    States are numbered as DARTS numbers them: a cell's inputs 0 .. n-1, then its nodes n, n+1, ...;
+    an edge's `source` and the `concat` list index them. `op` is the chosen candidate of an edge's layer
+    choice (`label`), or the IR op of a fixed edge (`label` null).
+    """
+    description: dict[str, Any] = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "cells": [_cell(cell) for cell in (architecture.cells if architecture is not None else [])],
+        "decisions": decisions,
+        "genotype": None if genotype is None else str(genotype),
+    }
+    description["sha256"] = content_hash(description)
+    return description
+
+
+def onnx_metadata(description: dict[str, Any], version: str, pipeline: str) -> dict[str, str]:
+    """The `metadata_props` an emitted model carries."""
+    return {
+        KEY_VERSION: version,
+        KEY_DECISIONS: json.dumps(description["decisions"], sort_keys=True),
+        KEY_PIPELINE: pipeline,
+        KEY_ARCHITECTURE: canonical_json(description),
+        KEY_SHA256: description["sha256"],
+    }
+
+
+@dataclass
+class StoredArchitecture:
+    """What an emitted ONNX file says about its origin (`read_onnx_metadata`)."""
+
+    path: str
+    version: str | None
+    pipeline: str | None
+    decisions: dict[str, Any]
+    description: dict[str, Any] | None  # None in files written before descriptions were stored
+    sha256: str | None
+    hash_ok: bool | None  # the stored hash matches the stored description (None: nothing to check)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "nascompile_version": self.version, "pipeline": self.pipeline,
+                "sha256": self.sha256, "hash_ok": self.hash_ok, "decisions": self.decisions,
+                "architecture": self.description}
+
+
+def read_onnx_metadata(path: str | os.PathLike) -> StoredArchitecture:
+    """Read the nascompile metadata of the ONNX file at `path` (its weights are not loaded).
+
+    ModelFileError when the file is missing, is not an ONNX model, or carries no nascompile metadata.
+    """
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{str(path)!r} does not exist or is not a file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError, OSError) as exc:
+        raise ModelFileError(f"{str(path)!r} is not an ONNX model ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else 'cannot be parsed'})") from None
+    if not model.graph.node and not model.graph.output and not model.metadata_props:
+        raise ModelFileError(f"{str(path)!r} is not an ONNX model (it parses to an empty model)")
+    props = {p.key: p.value for p in model.metadata_props}
+    if KEY_DECISIONS not in props:
+        raise ModelFileError(f"{str(path)!r} is an ONNX model without nascompile metadata (no "
+                             f"{KEY_DECISIONS!r} in its metadata_props); was it written by nascompile?")
+    try:
+        decisions = json.loads(props[KEY_DECISIONS])
+        description = json.loads(props[KEY_ARCHITECTURE]) if KEY_ARCHITECTURE in props else None
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{str(path)!r}: nascompile metadata is not valid JSON ({exc})") from None
+    sha256 = props.get(KEY_SHA256)
+    hash_ok = None if description is None or sha256 is None else content_hash(description) == sha256 == description.get("sha256")
+    return StoredArchitecture(str(path), props.get(KEY_VERSION), props.get(KEY_PIPELINE), decisions, description,
+                              sha256, hash_ok)
