@@ -127,7 +127,11 @@ class CompileResult:
             if validate:
                 report.validation = self.validate(staged, validate, batch_sizes, atol, rtol)
                 if not report.validation.passed:
-                    raise ValidationError(report.validation.summary())
+                    raise ValidationError(
+                        f"{str(path)!r} was not written: the ONNX model differs from the supernet's own forward with "
+                        f"the decisions fixed.\n{report.validation.summary()}\nCompile with --verify-each "
+                        "(verify_each=True) to find the pass at fault; if the differences are float rounding, loosen "
+                        "--atol/--rtol.")
 
         report.files = save_onnx(model, path, extra_files=extras, before_commit=check)
         return report

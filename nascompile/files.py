@@ -19,21 +19,32 @@ from .errors import OutputPathError
 def check_writable_dir(path: Path) -> None:
     """Raise OutputPathError unless `path`'s directory exists and is writable."""
     directory = path.parent if str(path.parent) else Path(".")
+    if not directory.exists():
+        raise OutputPathError(f"cannot write {str(path)!r}: directory {str(directory)!r} does not exist; create it "
+                              "or choose another output path")
     if not directory.is_dir():
-        raise OutputPathError(f"cannot write {str(path)!r}: directory {str(directory)!r} does not exist")
+        raise OutputPathError(f"cannot write {str(path)!r}: {str(directory)!r} is a file, not a directory; choose "
+                              "an output path inside a directory")
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise OutputPathError(f"cannot write {str(path)!r}: directory {str(directory)!r} is not writable")
+        raise OutputPathError(f"cannot write {str(path)!r}: directory {str(directory)!r} is not writable; choose "
+                              "another output path or make the directory writable")
     if path.is_dir():
-        raise OutputPathError(f"cannot write {str(path)!r}: it is a directory")
+        raise OutputPathError(f"cannot write {str(path)!r}: it is a directory; give a file name, e.g. "
+                              f"{str(path / 'model.onnx')!r}")
 
 
 @contextlib.contextmanager
 def staged_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
-    """Yield temporary paths to write instead of `paths`; on success move them into place together."""
+    """Yield temporary paths to write instead of `paths`; on success move them into place together.
+
+    A failure of the file system (no permission, read-only, disk full) becomes an OutputPathError naming
+    the target; whatever fails, the temporary folders are removed and no target is half-written.
+    """
     finals = [Path(p) for p in paths]
     for final in finals:
         check_writable_dir(final)
     staging_dirs: dict[Path, Path] = {}
+    moved: list[Path] = []
     try:
         for final in finals:
             directory = final.parent if str(final.parent) else Path(".")
@@ -44,8 +55,14 @@ def staged_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
         for temp, final in zip(staged, finals):
             if temp.exists():
                 os.replace(temp, final)
-    except PermissionError as exc:
-        raise OutputPathError(f"cannot write output: {exc}") from None
+                moved.append(final)
+    except OSError as exc:
+        for final in moved:  # a later move failed: do not leave a model without its companion files
+            final.unlink(missing_ok=True)
+        targets = ", ".join(repr(str(f)) for f in finals)
+        reason = exc.strerror or str(exc)
+        raise OutputPathError(f"cannot write {targets}: {reason} ({type(exc).__name__}); choose another output "
+                              "path, or make its directory writable and give it free space") from None
     finally:
         for directory in staging_dirs.values():
             shutil.rmtree(directory, ignore_errors=True)

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .errors import InputShapeError, SpecError, WeightsError
+from .errors import InputShapeError, NascompileError, SpecError, WeightsError
 
 
 @dataclass
@@ -43,7 +43,8 @@ def _import_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise SpecError(f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}") from None
+        raise SpecError(f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}; run `python {path}` to see "
+                        "where") from None
     finally:
         sys.path.remove(str(path.parent.resolve()))
     return module
@@ -54,7 +55,8 @@ def load_spec(spec: str) -> LoadedSpec:
     if spec.endswith(".py") or "/" in spec or "\\" in spec:
         path = Path(spec)
         if not path.is_file():
-            raise SpecError(f"SPEC file {spec!r} does not exist")
+            raise SpecError(f"SPEC file {spec!r} does not exist (looked at {str(path.resolve())!r}); SPEC is "
+                            "path/to/file.py defining build(), or package.module:factory")
         module, factory_name = _import_file(path), "build"
     else:
         module_name, sep, factory_name = spec.partition(":")
@@ -69,10 +71,14 @@ def load_spec(spec: str) -> LoadedSpec:
         raise SpecError(f"SPEC {spec!r} has no callable {factory_name}(); define one that returns the supernet")
     try:
         model = factory()
+    except NascompileError as exc:  # e.g. a ChoiceError from nascompile.nn: keep its kind and exit code
+        raise type(exc)(f"in {factory_name}() of SPEC {spec!r}: {exc}") from None
     except Exception as exc:
-        raise SpecError(f"{factory_name}() of SPEC {spec!r} raised {type(exc).__name__}: {exc}") from None
+        raise SpecError(f"{factory_name}() of SPEC {spec!r} raised {type(exc).__name__}: {exc}; call it in Python "
+                        "to see the traceback") from None
     if not isinstance(model, nn.Module):
-        raise SpecError(f"{factory_name}() of SPEC {spec!r} returned a {type(model).__name__}, not a torch.nn.Module")
+        raise SpecError(f"{factory_name}() of SPEC {spec!r} returned a {type(model).__name__} object, not a "
+                        "torch.nn.Module; return the supernet")
     example = getattr(module, "example_inputs", None)
     return LoadedSpec(model, example if callable(example) else None, module)
 
@@ -99,8 +105,13 @@ def state_dict_of(obj: Any, path: str | Path) -> Mapping[str, torch.Tensor]:
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-        raise WeightsError(f"weights file {str(path)!r} does not hold a state dict (a mapping of names to tensors)")
+        raise WeightsError(f"weights file {str(path)!r} holds a {type(obj).__name__}, not a state dict (a mapping of "
+                           "names to tensors); save one with torch.save(model.state_dict(), path)")
     return obj
+
+
+_SAME_MODEL = ("Was it saved from this supernet, built with the same arguments? Save it with "
+               "torch.save(model.state_dict(), path)")
 
 
 def load_weights(model: nn.Module, path: str | Path) -> None:
@@ -115,11 +126,11 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
             parts.append(f"missing {len(missing)} key(s): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
         if unexpected:
             parts.append(f"unexpected {len(unexpected)} key(s): {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
-        raise WeightsError(f"weights file {str(path)!r} does not fit the model: " + "; ".join(parts))
+        raise WeightsError(f"weights file {str(path)!r} does not fit the model: " + "; ".join(parts) + f". {_SAME_MODEL}")
     for key, tensor in state.items():
         if tuple(tensor.shape) != tuple(expected[key].shape):
             raise WeightsError(f"weights file {str(path)!r}: {key} has shape {list(tensor.shape)}, the model expects "
-                               f"{list(expected[key].shape)}")
+                               f"{list(expected[key].shape)}. {_SAME_MODEL}")
     model.load_state_dict(state, strict=True)
 
 

@@ -112,11 +112,12 @@ def decide_input_choice(graph: Graph, node: str, ctx: PassContext, strengths: di
     return kept
 
 
-def _check_wiring(graph: Graph, node: str, args: list[str]) -> None:
+def _check_wiring(graph: Graph, node: str, args: list[str], known: set[str]) -> None:
     """An input produced directly by a layer choice must be the one `choose_from` names at that position."""
     attrs = graph.attrs(node)
     for port, (src, key) in enumerate(zip(args, attrs["choose_from"])):
         if key is not None and graph.op(src) == "layer_choice" and graph.attrs(src)["label"] != key:
+            _check_label_exists(graph, node, key, known)  # a label naming nothing is a typo: suggest the right one
             raise ChoiceError(
                 f"input choice {attrs['label']!r} ({_source(graph, node)}): input {port} comes from layer choice "
                 f"{graph.attrs(src)['label']!r} but choose_from names {key!r} there; list the labels in the order "
@@ -164,7 +165,7 @@ def darts_choice(graph: Graph, ctx: PassContext) -> PassResult:
     for node in input_nodes:
         attrs = graph.attrs(node)
         args = graph.inputs(node)
-        _check_wiring(graph, node, args)
+        _check_wiring(graph, node, args, known)
         kept = decide_input_choice(graph, node, ctx, strengths, known)
         overlay.kept[node] = kept
         for port, key in enumerate(attrs["choose_from"]):
