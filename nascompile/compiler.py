@@ -205,7 +205,11 @@ class CompileResult:
                     detail.append(f"{'passed' if report.validation.passed else 'FAILED'} on {validate}, "
                                   f"max abs diff {report.validation.max_abs:.3g}")
                 if not report.validation.passed:
-                    raise ValidationError(report.validation.summary())
+                    raise ValidationError(
+                        f"{str(path)!r} was not written: the ONNX model differs from the supernet's own forward with "
+                        f"the decisions fixed.\n{report.validation.summary()}\nCompile with --verify-each "
+                        "(verify_each=True) to find the pass at fault; if the differences are float rounding, loosen "
+                        "--atol/--rtol.")
 
         report.files = save_onnx(model, path, extra_files=extras, before_commit=check)
         return report

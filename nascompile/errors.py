@@ -44,10 +44,17 @@ class ChoiceError(NascompileError):
 
 
 class IRError(NascompileError):
-    """An IR graph is malformed (verifier) or IR text does not parse."""
+    """An IR graph is malformed (verifier) or IR text does not parse.
+
+    `node` names the IR node at fault, when there is one: the text parser turns it into a line and column.
+    """
 
     exit_code = 7
     kind = "IR error"
+
+    def __init__(self, message: str, node: str | None = None):
+        super().__init__(message)
+        self.node = node
 
 
 class LoweringError(NascompileError):

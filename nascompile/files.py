@@ -35,11 +35,16 @@ def check_writable_dir(path: Path) -> None:
 
 @contextlib.contextmanager
 def staged_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
-    """Yield temporary paths to write instead of `paths`; on success move them into place together."""
+    """Yield temporary paths to write instead of `paths`; on success move them into place together.
+
+    A failure of the file system (no permission, read-only, disk full) becomes an OutputPathError naming
+    the target; whatever fails, the temporary folders are removed and no target is half-written.
+    """
     finals = [Path(p) for p in paths]
     for final in finals:
         check_writable_dir(final)
     staging_dirs: dict[Path, Path] = {}
+    moved: list[Path] = []
     try:
         for final in finals:
             directory = final.parent if str(final.parent) else Path(".")
@@ -50,8 +55,14 @@ def staged_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
         for temp, final in zip(staged, finals):
             if temp.exists():
                 os.replace(temp, final)
-    except PermissionError as exc:
-        raise OutputPathError(f"cannot write output: {exc}") from None
+                moved.append(final)
+    except OSError as exc:
+        for final in moved:  # a later move failed: do not leave a model without its companion files
+            final.unlink(missing_ok=True)
+        targets = ", ".join(repr(str(f)) for f in finals)
+        reason = exc.strerror or str(exc)
+        raise OutputPathError(f"cannot write {targets}: {reason} ({type(exc).__name__}); choose another output "
+                              "path, or make its directory writable and give it free space") from None
     finally:
         for directory in staging_dirs.values():
             shutil.rmtree(directory, ignore_errors=True)

@@ -50,6 +50,15 @@ def reduce_inputs(tensors: Sequence[torch.Tensor], reduction: str) -> Any:
     return total / len(tensors) if reduction == "mean" else total
 
 
+def check_n_chosen(n_chosen: Any, n_candidates: int, where: str) -> None:
+    """`n_chosen` keeps that many inputs: None (all of them) or 1..n_candidates; anything else cannot be derived."""
+    if n_chosen is not None and (not is_plain_int(n_chosen) or not 1 <= n_chosen <= n_candidates):
+        raise ChoiceError(
+            f"{where}: n_chosen={n_chosen!r} must be None or an int between 1 and n_candidates={n_candidates} "
+            "(None keeps every input)."
+        )
+
+
 class LayerChoice(nn.Module):
     """A DARTS mixed op over named candidate modules plus an implicit zero op.
 
@@ -157,10 +166,7 @@ class InputChoice(nn.Module):
             raise ChoiceError(
                 f"{where}: choose_from has {len(choose_from)} labels but n_candidates is {n_candidates}."
             )
-        if n_chosen is not None and (not is_plain_int(n_chosen) or not 1 <= n_chosen <= n_candidates):
-            raise ChoiceError(
-                f"{where}: n_chosen={n_chosen!r} must be None or an int between 1 and n_candidates={n_candidates}."
-            )
+        check_n_chosen(n_chosen, n_candidates, where)
         if reduction not in REDUCTIONS:
             raise ChoiceError(f"{where}: reduction {reduction!r} is not one of {', '.join(REDUCTIONS)}.")
         self.label = label

@@ -6,7 +6,7 @@ own exit code, and leaves no output file behind.
 | NaN / +inf / -inf logits | 6 | test_bad_supernets |
 | a layer choice with no logits given | 6 | test_a_layer_choice_with_no_logits |
 | alphas whose shape does not fit the candidates (nn `alpha`, `--alphas`) | 6 / 4 | test_bad_supernets, test_bad_alphas_file |
-| n_chosen larger than the candidates, or < 1 | 6 | test_bad_supernets |
+| n_chosen larger than the candidates, or < 1 (when built, or set later) | 6 | test_bad_supernets, test_n_chosen_set_out_of_range_after_building |
 | a choose_from label that does not exist | 6 | test_bad_supernets |
 | one label on choices with different candidate counts | 6 | test_bad_supernets |
 | a cycle (only IR text can hold one) | 7 | test_a_cycle_in_ir_text |
@@ -15,13 +15,17 @@ own exit code, and leaves no output file behind.
 | an input shape that does not fit the model | 9 | test_bad_options |
 | a SPEC that does not exist or has no build() | 3 | test_bad_specs |
 | weights: not a state dict, truncated, pickled code (refused, never run), missing/unexpected keys | 4 | test_bad_weights_exit_4 |
-| an output path in a missing or read-only directory | 10 | test_bad_output_paths, test_read_only_directory |
+| an output path in a missing or read-only directory, under a file, onto a directory | 10 | test_bad_output_paths, test_read_only_directory |
+| a file system that fails while writing (read-only mount, full disk, I/O error) | 10 | test_output_on_a_failing_file_system, test_a_failing_move_leaves_no_file |
 | validation beyond tolerance | 11 | test_validation_failure_exits_11_and_writes_nothing |
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import tempfile
 import textwrap
 
 import pytest
@@ -87,6 +91,17 @@ def test_bad_supernets(tmp_path, text, message):
     assert proc.returncode == 6, proc.stderr
     assert re.search(message, proc.stderr), proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("n_chosen", [0, 3])
+def test_n_chosen_set_out_of_range_after_building(tmp_path, n_chosen):
+    # the authoring API checks n_chosen when built; the lift checks it again for one changed afterwards
+    proc = run_cli("compile", write_spec(tmp_path, supernet(f"net.node.n_chosen = {n_chosen}")),
+                   "-o", str(tmp_path / "m.onnx"))
+    assert proc.returncode == 6, proc.stderr
+    assert re.search(rf"input choice 'node' \(node\): n_chosen={n_chosen} must be None or an int between 1 and "
+                     r"n_candidates=2 \(None keeps every input\)", proc.stderr), proc.stderr
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_ties_and_near_ties_are_warnings_not_errors(tmp_path):
@@ -170,6 +185,43 @@ def test_read_only_directory(tmp_path, monkeypatch, capsys):
     assert "is not writable; choose a directory you can write to" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
+
+@pytest.mark.parametrize("failure, reason", [
+    (OSError(errno.EROFS, "Read-only file system"), "Read-only file system"),
+    (OSError(errno.ENOSPC, "No space left on device"), "No space left on device"),
+    (PermissionError(errno.EACCES, "Permission denied"), "Permission denied"),
+], ids=["read-only-mount", "disk-full", "permission"])
+def test_output_on_a_failing_file_system(tmp_path, monkeypatch, capsys, failure, reason):
+    # the directory passes the checks, then the OS refuses the write
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(tempfile, "mkdtemp", fail)
+    code = cli.main(["compile", str(EXAMPLES / "nb201_cell.py"), "-o", str(tmp_path / "m.onnx")])
+    assert code == 10
+    assert re.search(rf"cannot write '.*m\.onnx': {reason} \(\w+Error\); choose another output path",
+                     capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_move_leaves_no_file(tmp_path, monkeypatch, capsys):
+    # the model is moved into place, then the decisions file fails to move: neither is left behind
+    real_replace, moves = os.replace, []
+
+    def replace(src, dst):
+        moves.append(dst)
+        if len(moves) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    code = cli.main(["compile", str(EXAMPLES / "nb201_cell.py"), "-o", str(tmp_path / "m.onnx"),
+                     "--decisions", str(tmp_path / "d.json")])
+    assert code == 10 and len(moves) == 2
+    assert re.search(r"cannot write '.*m\.onnx', '.*d\.json': Input/output error", capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+
+
 TRACE_DEPENDENT_SPEC = """
 import torch
 
@@ -186,8 +238,6 @@ def build():
 def example_inputs():
     return (torch.randn(1, 4),)
 """
-
-
 
 
 def test_validation_failure_exits_11_and_writes_nothing(tmp_path):

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-
 import onnx
 import pytest
 import torch
@@ -14,7 +11,7 @@ import nascompile
 from nascompile.backend.save import save_onnx
 from nascompile.errors import OutputPathError, ValidationError
 
-from conftest import ROOT, example
+from conftest import example
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +53,6 @@ def test_same_input_gives_byte_identical_files(tmp_path):
     first = nascompile.compile(module.build(), module.example_inputs()).to_onnx().SerializeToString()
     second = nascompile.compile(module.build(), module.example_inputs()).to_onnx().SerializeToString()
     assert first == second
-
-
-def test_byte_identical_across_processes(tmp_path):
-    script = (
-        "import sys; sys.path.insert(0, 'examples'); import darts_cnn, nascompile;"
-        "r = nascompile.compile(darts_cnn.build(), darts_cnn.example_inputs()); r.save(sys.argv[1])"
-    )
-    for name in ("a.onnx", "b.onnx"):
-        subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], cwd=ROOT, check=True)
-    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
 
 
 def test_large_models_go_to_external_data(nb201, tmp_path):

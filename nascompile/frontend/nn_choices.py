@@ -42,7 +42,8 @@ class NascompileChoices:
         inputs = list(args[0])
         if len(inputs) != module.n_candidates:
             raise ChoiceError(f"input choice {label!r} ({path}) has n_candidates={module.n_candidates} but is "
-                              f"called with {len(inputs)} inputs")
+                              f"called with {len(inputs)} inputs; pass one tensor per candidate input")
+        ncnn.check_n_chosen(module.n_chosen, module.n_candidates, f"input choice {label!r} ({path})")
         if any(x is None for x in inputs):
             raise cx.fail(f"input choice {label!r} receives None among its inputs")
         return cx.emit("input_choice", inputs, attrs={

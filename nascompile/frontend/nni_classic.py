@@ -92,8 +92,7 @@ class NniClassicMutables(MixedOpRecognizer):
         where = f"input choice {key!r} ({path})"
         if module.return_mask:
             raise ChoiceError(f"{where} has return_mask=True; nascompile compiles choices that return a tensor")
-        if module.n_chosen is not None and not (isinstance(module.n_chosen, int) and module.n_chosen >= 1):
-            raise ChoiceError(f"{where} has n_chosen={module.n_chosen!r}; nascompile needs None or at least 1")
+        ncnn.check_n_chosen(module.n_chosen, module.n_candidates, where)
         if module.reduction not in ncnn.REDUCTIONS:
             raise ChoiceError(f"{where} has reduction {module.reduction!r}, not one of {ncnn.REDUCTIONS}")
         inputs = self._input_list(module, where, *args, **kwargs)

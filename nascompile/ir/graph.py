@@ -101,7 +101,8 @@ class Graph(nx.MultiDiGraph):
         if len(outputs) != 1:
             from ..errors import IRError
 
-            raise IRError(f"an IR graph needs exactly one `output` node, found {len(outputs)}")
+            raise IRError(f"an IR graph needs exactly one `output` node, found {len(outputs)}",
+                          node=outputs[1] if len(outputs) > 1 else None)
         return outputs[0]
 
     def order(self) -> list[str]:

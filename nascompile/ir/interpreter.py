@@ -116,7 +116,8 @@ def input_errors(graph: Graph, node: str, args: Sequence[Any]) -> Iterator[None]
         source = graph.meta(node).get("source") or "<model>"
         raise InputShapeError(
             f"{graph.op(node)} at module {source!r} (node %{node}) fails on its inputs of shape {shapes}: "
-            f"{str(exc).splitlines()[0]}. Does the input shape fit the model?") from None
+            f"{str(exc).splitlines()[0]}. Give an input the model accepts (--input-shape, or the SPEC's "
+            "example_inputs()).") from None
 
 
 class Interpreter:

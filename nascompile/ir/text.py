@@ -128,10 +128,15 @@ def _tokenize(text: str) -> list[_Token]:
     return tokens
 
 
+#: Deepest list nesting the parser reads (deeper would exhaust Python's recursion).
+MAX_NESTING = 64
+
+
 class _Parser:
     def __init__(self, text: str):
         self.tokens = _tokenize(text)
         self.i = 0
+        self.defined_at: dict[str, _Token] = {}  # node -> its name token, to locate the verifier's errors
 
     # token helpers
     @property
@@ -140,7 +145,8 @@ class _Parser:
 
     def fail(self, what: str, tok: _Token | None = None) -> IRError:
         tok = tok or self.tok
-        return IRError(f"IR text line {tok.line}, column {tok.col}: {what}, found {tok.text!r}")
+        found = tok.text if len(tok.text) <= 40 else tok.text[:37] + "..."
+        return IRError(f"IR text line {tok.line}, column {tok.col}: {what}, found {found!r}")
 
     def take(self, kind: str, text: str | None = None) -> _Token:
         tok = self.tok
@@ -162,20 +168,25 @@ class _Parser:
         self.take("punct", close)
         return items
 
+    def string(self, tok: _Token) -> str:
+        try:
+            return json.loads(tok.text)
+        except ValueError as exc:  # a bad escape such as \q or a short \u12
+            raise self.fail(f"bad string ({exc.args[0].split(':')[0]})", tok) from None
+
     # grammar
-    def value(self) -> Any:
+    def value(self, depth: int = 0) -> Any:
         tok = self.tok
         if self.at("punct", "["):
+            if depth >= MAX_NESTING:
+                raise self.fail(f"lists are nested deeper than {MAX_NESTING} levels")
             self.i += 1
-            return self.comma_list("]", self.value)
+            return self.comma_list("]", lambda: self.value(depth + 1))
         self.i += 1
         if tok.kind == "number":
-            if tok.text.endswith("inf"):
-                return -math.inf if tok.text.startswith("-") else math.inf
-            is_float = any(c in tok.text for c in ".eE")
-            return float(tok.text) if is_float else int(tok.text)
+            return self.number(tok)
         if tok.kind == "string":
-            return json.loads(tok.text)
+            return self.string(tok)
         if tok.kind == "ident" and tok.text in ("true", "false", "null", "nan", "inf"):
             return {"true": True, "false": False, "null": None, "nan": math.nan, "inf": math.inf}[tok.text]
         self.i -= 1
@@ -189,15 +200,27 @@ class _Parser:
         dims = self.comma_list("]", lambda: self._int("a dimension size"))
         return tok.text, dims
 
-    def _int(self, what: str) -> int:
+    def number(self, tok: _Token) -> int | float:
+        if tok.text.endswith("inf"):
+            return -math.inf if tok.text.startswith("-") else math.inf
+        try:
+            return float(tok.text) if any(c in tok.text for c in ".eE") else int(tok.text)
+        except ValueError:  # Python refuses to convert ints of more than 4300 digits
+            raise self.fail("number too long", tok) from None
+
+    def _int(self, what: str, limit: int = 1 << 62) -> int:
         tok = self.tok
         if tok.kind != "number" or any(c in tok.text for c in ".eEinf") or tok.text.startswith("-"):
             raise self.fail(f"expected {what} (a non-negative integer)")
+        value = self.number(tok)
+        if value > limit:
+            raise self.fail(f"{what} {value} is too large")
         self.i += 1
-        return int(tok.text)
+        return value
 
-    def param(self) -> tuple[str, torch.Tensor]:
-        name = self.take("ident").text
+    def param(self) -> tuple[_Token, torch.Tensor]:
+        name_tok = self.take("ident")
+        name = name_tok.text
         self.take("punct", ":")
         type_tok = self.tok
         dtype, shape = self.type_()
@@ -208,17 +231,28 @@ class _Parser:
             try:
                 tensor = torch.tensor(data, dtype=DTYPES_BY_NAME[dtype])
             except (TypeError, ValueError, RuntimeError) as exc:
-                raise self.fail(f"bad tensor value for param {name!r} ({exc})", value_tok) from None
+                raise self.fail(f"bad tensor value for param {name!r} ({str(exc).splitlines()[0]})", value_tok) from None
             if list(tensor.shape) != shape:
                 raise self.fail(f"param {name!r} value has shape {list(tensor.shape)}, type says {shape}", value_tok)
+            if not tensor.is_floating_point() and tensor.tolist() != data:  # torch wraps or truncates silently
+                raise self.fail(f"param {name!r} holds values that {dtype} cannot represent exactly", value_tok)
         else:
             if math.prod(shape) > 1 << 28:
-                raise self.fail(f"param {name!r} is too large", type_tok)
+                raise self.fail(f"param {name!r} is too large ({math.prod(shape)} elements) to be written "
+                                "without values", type_tok)
             tensor = torch.zeros(shape, dtype=DTYPES_BY_NAME[dtype])
-        return name, tensor
+        return name_tok, tensor
 
-    def attr(self) -> tuple[str, Any]:
-        key = self.take("ident").text
+    def unique(self, what: str, items: list[tuple[_Token, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for tok, value in items:
+            if tok.text in out:
+                raise self.fail(f"{what} {tok.text!r} is given twice", tok)
+            out[tok.text] = value
+        return out
+
+    def attr(self) -> tuple[_Token, Any]:
+        key = self.take("ident")
         self.take("punct", "=")
         return key, self.value()
 
@@ -227,6 +261,7 @@ class _Parser:
         node = name_tok.text[1:]
         if node in graph:
             raise self.fail(f"node %{node} is defined twice", name_tok)
+        self.defined_at[node] = name_tok
         self.take("punct", "=")
         op_tok = self.take("ident")
         if op_tok.text not in OPS:
@@ -238,18 +273,18 @@ class _Parser:
         meta: dict[str, Any] = {}
         if self.at("punct", "{"):
             self.i += 1
-            attrs = dict(self.comma_list("}", self.attr))
+            attrs = self.unique("attribute", self.comma_list("}", self.attr))
         if self.at("ident", "params"):
             self.i += 1
             self.take("punct", "(")
-            params = dict(self.comma_list(")", self.param))
+            params = self.unique("param", self.comma_list(")", self.param))
         if self.at("punct", ":"):
             self.i += 1
             meta["dtype"], meta["shape"] = self.type_()
         if self.at("ident", "loc"):
             self.i += 1
             self.take("punct", "(")
-            meta["source"] = json.loads(self.take("string").text)
+            meta["source"] = self.string(self.take("string"))
             self.take("punct", ")")
         graph.add_node(node, op=op_tok.text, attrs=with_defaults(op_tok.text, attrs), params=params, meta=meta)
         pending.append((node, args))
@@ -277,11 +312,16 @@ def parse_graph(text: str, verify: bool = True) -> Graph:
     """Parse the text form back into a `Graph` (and verify it unless `verify=False`)."""
     if not isinstance(text, str):
         raise IRError(f"IR text must be a str, got {type(text).__name__}")
-    graph = _Parser(text).graph()
+    parser = _Parser(text)
+    graph = parser.graph()
     if verify:
         from .verify import verify_graph
 
-        verify_graph(graph)
+        try:
+            verify_graph(graph)
+        except IRError as exc:  # point at the node at fault, or at the end of the graph
+            tok = parser.defined_at.get(exc.node) or parser.tokens[-2]
+            raise IRError(f"IR text line {tok.line}, column {tok.col}: {exc}", node=exc.node) from None
     return graph
 
 

@@ -74,37 +74,54 @@ def _check_input_choice(graph: Graph, node: str, n_inputs: int) -> None:
         raise IRError(f"{where}: reduction {attrs.get('reduction')!r} is not one of {REDUCTIONS}")
 
 
+def _check_node(graph: Graph, node: str, data: dict) -> None:
+    op = data.get("op")
+    if op not in OPS:
+        raise IRError(f"{_where(graph, node)} has unknown op {op!r}")
+    spec = OPS[op]
+    n_inputs = _check_ports(graph, node)
+    if n_inputs < spec.min_inputs or (spec.max_inputs is not None and n_inputs > spec.max_inputs):
+        want = spec.min_inputs if spec.max_inputs == spec.min_inputs else \
+            f"{spec.min_inputs}..{spec.max_inputs if spec.max_inputs is not None else 'n'}"
+        raise IRError(f"{_where(graph, node)}: {op} takes {want} arguments, got {n_inputs}")
+    for key, default in spec.attrs.items():
+        if default is REQUIRED and key not in data["attrs"]:
+            raise IRError(f"{_where(graph, node)}: {op} needs attribute {key!r}")
+    for key in spec.params:
+        if key not in data["params"]:
+            raise IRError(f"{_where(graph, node)}: {op} needs parameter {key!r}")
+    unknown = set(data["params"]) - set(spec.params) - set(spec.optional_params)
+    if unknown:
+        raise IRError(f"{_where(graph, node)}: {op} has unknown parameters {sorted(unknown)}")
+    if op == "input" and not (is_plain_int(data["attrs"]["index"]) and data["attrs"]["index"] >= 0):
+        raise IRError(f"{_where(graph, node)}: input index {data['attrs']['index']!r} must be a non-negative int")
+    if op == "layer_choice":
+        _check_layer_choice(graph, node)
+    elif op == "input_choice":
+        _check_input_choice(graph, node, n_inputs)
+
+
 def verify_graph(graph: Graph) -> None:
-    """Raise `IRError` describing the first broken rule; return None for a well-formed graph."""
+    """Raise `IRError` describing the first broken rule (and naming its node); None for a well-formed graph."""
     for node, data in graph.nodes(data=True):
-        op = data.get("op")
-        if op not in OPS:
-            raise IRError(f"{_where(graph, node)} has unknown op {op!r}")
-        spec = OPS[op]
-        n_inputs = _check_ports(graph, node)
-        if n_inputs < spec.min_inputs or (spec.max_inputs is not None and n_inputs > spec.max_inputs):
-            want = spec.min_inputs if spec.max_inputs == spec.min_inputs else \
-                f"{spec.min_inputs}..{spec.max_inputs if spec.max_inputs is not None else 'n'}"
-            raise IRError(f"{_where(graph, node)}: {op} takes {want} arguments, got {n_inputs}")
-        for key, default in spec.attrs.items():
-            if default is REQUIRED and key not in data["attrs"]:
-                raise IRError(f"{_where(graph, node)}: {op} needs attribute {key!r}")
-        for key in spec.params:
-            if key not in data["params"]:
-                raise IRError(f"{_where(graph, node)}: {op} needs parameter {key!r}")
-        unknown = set(data["params"]) - set(spec.params) - set(spec.optional_params)
-        if unknown:
-            raise IRError(f"{_where(graph, node)}: {op} has unknown parameters {sorted(unknown)}")
-        if op == "layer_choice":
-            _check_layer_choice(graph, node)
-        elif op == "input_choice":
-            _check_input_choice(graph, node, n_inputs)
+        try:
+            _check_node(graph, node, data)
+        except IRError as exc:
+            exc.node = node
+            raise
     try:
         graph.order()
     except nx.NetworkXUnfeasible:
         cycle = [u for u, _, *_ in nx.find_cycle(graph)]
-        raise IRError("the IR graph has a cycle: " + " -> ".join(f"%{n}" for n in cycle + cycle[:1]))
-    indices = sorted(graph.attrs(n)["index"] for n in graph.nodes_of("input"))
+        raise IRError("the IR graph has a cycle: " + " -> ".join(f"%{n}" for n in cycle + cycle[:1]) +
+                      "; a node may only read values computed without it", node=cycle[0]) from None
+    inputs = graph.nodes_of("input")
+    indices = sorted(graph.attrs(n)["index"] for n in inputs)
     if indices != list(range(len(indices))):
-        raise IRError(f"graph inputs are numbered {indices}; they must be 0..{len(indices) - 1}")
+        seen: set[int] = set()
+        for node in inputs:  # the first input out of place: numbered past the count, or numbered twice
+            index = graph.attrs(node)["index"]
+            if index >= len(indices) or index in seen:
+                raise IRError(f"graph inputs are numbered {indices}; they must be 0..{len(indices) - 1}", node=node)
+            seen.add(index)
     graph.output_node()
