@@ -31,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .ir.graph import Graph
 from .ir.interpreter import run_graph
+from .module_tree import weights
 
 EXCLUDED_PARAMS = ("logits",)  # architecture parameters are not weights of the network
 
@@ -71,9 +72,7 @@ def _weights(graph: Graph) -> Iterable[torch.Tensor]:
         if data["op"] == "layer_choice":
             for path in data["attrs"]["modules"]:
                 if path is not None:
-                    module = graph.submodule(path)
-                    yield from module.parameters()
-                    yield from (b for b in module.buffers() if b.is_floating_point())
+                    yield from weights(graph.submodule(path))
 
 
 def count_params(graph: Graph) -> int:

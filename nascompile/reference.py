@@ -15,6 +15,7 @@ from torch import nn
 
 from .frontend.convert import flatten_outputs
 from .frontend.recognizers import ChoiceLifter
+from .module_tree import submodules
 
 
 @contextlib.contextmanager
@@ -24,7 +25,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     Only modules in training mode are touched (a supernet holds thousands of candidate modules, usually
     all in eval mode already), so a model in eval mode costs one walk over its modules.
     """
-    training = [m for m in model.modules() if m.training]
+    training = [m for m in submodules(model) if m.training]
     if training:
         model.eval()
     try:

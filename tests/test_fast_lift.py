@@ -90,3 +90,175 @@ def test_eval_mode_restores_the_modules_that_were_training():
 def test_lift_keeps_choices_unexpanded():
     graph, _ = lift(Net().eval(), (torch.randn(1, 2, 4, 4),))
     assert graph.count_ops() == {"input": 1, "layer_choice": 1, "sum": 1, "output": 1}
+
+
+# --- candidates built alike share one trace ------------------------------------------------------
+class Scaled(nn.Module):
+    """A custom op whose trace depends on a plain attribute (as DARTS's Zero does on its stride)."""
+
+    def __init__(self, channels: int, scale: float):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 1)
+        self.scale = scale
+
+    def forward(self, x):
+        return self.conv(x) * self.scale if self.scale != 1 else self.conv(x)
+
+
+class MakesAConstant(nn.Module):
+    """fx stores the tensor this forward creates on the traced module itself (`_tensor_constant0`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x):
+        return self.conv(x) + torch.tensor([1.0, 2.0]).reshape(1, 2, 1, 1)
+
+
+class Edges(nc.Supernet):
+    def __init__(self, make):
+        super().__init__()
+        self.edges = nn.ModuleList(nc.LayerChoice({"op": make(i)}, label=f"e{i}") for i in range(4))
+
+    def forward(self, x):
+        for edge in self.edges:
+            x = edge(x)
+        return x
+
+
+def compiled(make) -> nascompile.CompileResult:
+    torch.manual_seed(0)
+    model = Edges(make).eval()
+    x = torch.randn(2, 2, 3, 3)
+    result = nascompile.compile(model, (x,), verify_each=True)
+    torch.testing.assert_close(nascompile.ir.run_graph(result.graph, (x,))[0], result.reference(x)[0])
+    return result
+
+
+def test_candidates_alike_are_traced_once_and_bound_to_their_own_weights():
+    result = compiled(lambda i: Scaled(2, 0.5))
+    assert result.lifter.traces.hits == 3  # four edges, one trace
+    weights = {id(t) for n in result.graph.nodes_of("conv2d") for t in result.graph.params(n).values()}
+    assert len(weights) == 8  # each edge computes with its own conv weight and bias
+
+
+def test_candidates_differing_in_a_plain_attribute_are_traced_each():
+    result = compiled(lambda i: Scaled(2, [1, 0.5][i % 2]))
+    assert result.lifter.traces.hits == 2  # two structures, each traced once
+    assert result.graph.count_ops().get("mul", 0) == 2  # scale 0.5 multiplies; scale 1 does not
+
+
+def test_a_trace_holding_its_own_tensor_constant_is_not_shared():
+    result = compiled(lambda i: MakesAConstant())
+    assert result.lifter.traces.hits == 0
+
+
+def test_modules_that_cannot_be_keyed_are_traced_each():
+    from nascompile.frontend.trace_cache import structure_key
+
+    module = Scaled(2, 0.5)
+    assert structure_key(module, lambda m: False) == structure_key(Scaled(2, 0.5), lambda m: False)
+    assert structure_key(module, lambda m: False) != structure_key(Scaled(3, 0.5), lambda m: False)
+    module.activation = lambda x: x  # not plain data: its effect on the trace cannot be compared
+    assert structure_key(module, lambda m: False) is None
+    hooked = Scaled(2, 0.5)
+    hooked.conv.register_forward_hook(lambda *args: None)
+    assert structure_key(hooked, lambda m: False) is None
+
+
+# --- custom ops that only chain their children convert without a trace ---------------------------
+class Wraps(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.op = nn.Sequential(nn.ReLU(), nn.Conv2d(2, 2, 3, padding=1), nn.BatchNorm2d(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """A docstring and annotations do not change the program."""
+        return self.op(x)
+
+
+class Nested(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pool = nn.MaxPool2d(3, 1, 1)
+        self.bn = nn.BatchNorm2d(2)
+
+    def forward(self, x):
+        return self.bn(self.pool(x))
+
+
+class Sequenced(Nested):
+    def forward(self, inputs):
+        out = self.pool(inputs)
+        return self.bn(out)
+
+
+class PassThrough(nn.Module):
+    def forward(self, x):
+        return x
+
+
+class Doubles(Wraps):
+    def forward(self, x):
+        return self.op(x) * 2
+
+
+class Residual(Wraps):
+    def forward(self, x):
+        return self.op(x) + x
+
+
+class CallsAProperty(nn.Module):
+    """A child named `op` hidden by a property of that name: `self.op` is the property."""
+
+    def __init__(self):
+        super().__init__()
+        self._modules["op"] = nn.ReLU()
+        self.other = nn.Sigmoid()
+
+    @property
+    def op(self):
+        return self.other
+
+    def forward(self, x):
+        return self.op(x)
+
+
+def traced_types(make) -> list[str]:
+    """Compile a supernet of `make()` candidates, check it, and list the candidates that needed a trace."""
+    traced = []
+    original = LiftTracer.trace_module
+
+    def spy(self, root, what):
+        traced.append(type(root).__name__)
+        return original(self, root, what)
+
+    LiftTracer.trace_module = spy
+    try:
+        compiled(lambda i: make())
+    finally:
+        LiftTracer.trace_module = original
+    return [name for name in traced if name != "Edges"]
+
+
+def test_forwards_that_only_chain_children_are_not_traced():
+    for make in (Wraps, Nested, Sequenced, PassThrough):
+        assert traced_types(make) == [], make.__name__
+
+
+def test_forwards_that_do_more_are_traced():
+    assert traced_types(Doubles) == ["Doubles"]  # the cache shares one trace among the four
+    assert traced_types(Residual) == ["Residual"]
+    assert traced_types(CallsAProperty) == ["CallsAProperty"]
+
+
+def test_a_chain_is_named_as_a_trace_names_it():
+    from nascompile.frontend.delegation import delegated_children
+
+    assert [name for name, _ in delegated_children(Nested())] == ["pool", "bn"]
+    assert [name for name, _ in delegated_children(Sequenced())] == ["pool", "bn"]
+    assert delegated_children(PassThrough()) == [] and delegated_children(Doubles()) is None
+    result = compiled(lambda i: Wraps())
+    sources = {result.graph.meta(n).get("source") for n in result.graph.nodes_of("conv2d")}
+    assert sources == {f"edges.{i}.candidates.op.op.1" for i in range(4)}

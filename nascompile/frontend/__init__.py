@@ -17,8 +17,10 @@ from torch import nn
 from ..errors import InputShapeError, TraceError
 from ..ir.graph import Graph
 from ..ir.verify import verify_graph
+from ..module_tree import submodules
 from .arch_params import ArchParams, as_arch_params, load_alphas
 from .convert import Converter, V
+from .delegation import delegated_children
 from .mixed_op import MixedOpCall, MixedOpRecognizer
 from .modules import _MODULES, convert_module
 from .recognizers import ChoiceLifter, Recognizer, default_recognizers, register_recognizer
@@ -73,9 +75,13 @@ def refuse_hooks(model: nn.Module, lifter: ChoiceLifter) -> None:
     if _global_hooks():
         raise TraceError("global forward hooks are registered (torch.nn.modules.module.register_module_forward_hook);"
                          " fx does not run them on leaf layers, so remove them before compiling")
+    if not any(_has_hooks(module) for module in submodules(model)):  # the common case, in one cheap walk
+        return
     for path, module in model.named_modules():
+        if not _has_hooks(module):
+            continue
         leaf = lifter.claims(module) or (module.__module__.startswith("torch.nn") and not isinstance(module, nn.Sequential))
-        if (not path or leaf) and _has_hooks(module):
+        if not path or leaf:
             _refuse_hooked(path or type(model).__name__)
 
 
@@ -97,28 +103,36 @@ def lift_candidate(graph: Graph, lifter: ChoiceLifter, path: str, inputs: list[s
     if len(args) == 1 and _forward_is_known(module, lifter):
         return _convert_known(graph, lifter, module, path, args[0]).node
     cx = Converter(graph, module, path, lifter)
-    outputs = cx.convert(LiftTracer(lifter.claims).trace_module(module, path), inputs=args)
+    fx_graph = lifter.traces.trace(module, lifter.claims, lambda: LiftTracer(lifter.claims).trace_module(module, path))
+    outputs = cx.convert(fx_graph, inputs=args)
     if len(outputs) != 1:
         raise TraceError(f"candidate {path!r} returns {len(outputs)} values; a candidate returns one tensor")
     return cx.operand(outputs[0]).node
 
 
 def _forward_is_known(module: nn.Module, lifter: ChoiceLifter) -> bool:
-    """Can `module` be converted without tracing: a plain torch.nn layer, or an `nn.Sequential` (or a
-    subclass keeping its forward) of such, without hooks? (A trace costs about 1.5 ms of fx set-up.)
+    """Can `module` be converted without tracing: a plain torch.nn layer, or a chain of such (an
+    `nn.Sequential`, or a custom op whose forward only calls its children in turn, `delegation.py`),
+    without hooks? (A trace costs milliseconds of fx set-up.)
 
-    fx itself calls plain layers as leaves, without their hooks; a Sequential inside the traced module
-    is traced through, hooks included, so one with hooks (its own or global ones) is traced.
+    fx itself calls plain layers as leaves, without their hooks; a chain inside the traced module is
+    traced through, hooks included, so one with hooks (its own or global ones) is traced.
     """
     if lifter.claims(module):
         return False
     if type(module) in _MODULES:
         return True
-    if type(module).forward is not nn.Sequential.forward:
-        return False
     if _has_hooks(module) or _global_hooks():
         return False
-    return all(_forward_is_known(child, lifter) for child in module)
+    chain = _chain(module)
+    return chain is not None and all(_forward_is_known(child, lifter) for _, child in chain)
+
+
+def _chain(module: nn.Module) -> list[tuple[str, nn.Module]] | None:
+    """The children `module` calls in turn on its input, if that is all its forward does."""
+    if type(module).forward is nn.Sequential.forward:
+        return list(module.named_children())
+    return delegated_children(module)
 
 
 def _global_hooks() -> bool:
@@ -132,6 +146,6 @@ def _convert_known(graph: Graph, lifter: ChoiceLifter, module: nn.Module, path: 
     if type(module) in _MODULES:
         cx = Converter(graph, module, path, lifter)
         return cx.operand(convert_module(cx, module, (x,), {}))
-    for name, child in module.named_children():
+    for name, child in _chain(module):
         x = _convert_known(graph, lifter, child, f"{path}.{name}" if path else name, x)
     return x

@@ -18,6 +18,7 @@ from torch import nn
 from ..errors import ChoiceError
 from .arch_params import ArchParams
 from .convert import Converter, V
+from .trace_cache import TraceCache
 
 
 class Recognizer(Protocol):
@@ -56,6 +57,7 @@ class ChoiceLifter:
         self.recognizers = recognizers
         self.arch_params = arch_params if arch_params is not None else ArchParams()
         self._owner: dict[int, Recognizer | None] = {}
+        self.traces = TraceCache()  # candidates built alike share one trace (see trace_cache.py)
 
     def owner(self, module: nn.Module) -> Recognizer | None:
         key = id(module)

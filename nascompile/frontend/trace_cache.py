@@ -1,0 +1,96 @@
+"""One fx trace for candidates built alike.
+
+The kept edges of a DARTS supernet repeat a handful of op structures (a 3x3 separable conv of 16 channels
+in each of six normal cells), and each fx trace costs milliseconds of set-up. The trace of a module is a
+function of what its forward can read: its class, its plain attributes, the names, shapes and dtypes of
+its tensors (shapes are constants to the trace), and the same of every submodule. `structure_key` captures
+exactly that; a module it cannot capture (an attribute that is not plain data, a hook, a choice inside) has
+no key and is always traced. The cached graph names tensors and submodules by their paths relative to the
+module, so the converter binds it to each module's own weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+# What nn.Module.__init__ sets: bookkeeping that a forward does not read (tensors, children and hooks are
+# looked at on their own below).
+_MODULE_INTERNALS = frozenset(vars(nn.Module()))
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+_PLAIN = (bool, int, float, str, type(None), torch.dtype, torch.device)
+
+
+class _Uncacheable(Exception):
+    pass
+
+
+def _frozen(value: Any) -> Hashable:
+    if isinstance(value, _PLAIN):
+        return (type(value), value)
+    if isinstance(value, (tuple, list)):
+        return (type(value), tuple(_frozen(v) for v in value))
+    if isinstance(value, torch.Tensor):  # a plain tensor attribute: the trace sees its shape at most
+        return ("tensor", tuple(value.shape), value.dtype)
+    raise _Uncacheable
+
+
+def _key(module: nn.Module, is_choice: Callable[[nn.Module], bool]) -> Hashable:
+    if is_choice(module) or any(getattr(module, hooks, None) for hooks in _HOOKS):
+        raise _Uncacheable
+    tensors = tuple((kind, name, None if t is None else (tuple(t.shape), t.dtype))
+                    for kind in ("_parameters", "_buffers") for name, t in getattr(module, kind).items())
+    attrs = tuple((name, _frozen(value)) for name, value in sorted(vars(module).items())
+                  if name not in _MODULE_INTERNALS)
+    children = tuple((name, None if child is None else _key(child, is_choice))
+                     for name, child in module._modules.items())
+    return (type(module), module.training, tensors, attrs, children)
+
+
+def structure_key(module: nn.Module, is_choice: Callable[[nn.Module], bool]) -> Hashable | None:
+    """Equal keys mean equal traces; None when the module's trace cannot be shared."""
+    try:
+        return _key(module, is_choice)
+    except _Uncacheable:
+        return None
+
+
+def _binds_to(graph: fx.Graph, module: nn.Module) -> bool:
+    """Every attribute the graph reads exists on `module` (fx stores tensors it creates, such as
+    `_tensor_constant0`, on the traced module only)."""
+    for node in graph.nodes:
+        if node.op == "get_attr":
+            try:
+                _get_attr(module, node.target)
+            except AttributeError:
+                return False
+    return True
+
+
+def _get_attr(module: nn.Module, target: str) -> Any:
+    owner, _, name = target.rpartition(".")
+    return getattr(module.get_submodule(owner) if owner else module, name)
+
+
+class TraceCache:
+    """Traces by structure key, for the candidates of one compile."""
+
+    def __init__(self) -> None:
+        self._graphs: dict[Hashable, fx.Graph] = {}
+        self.hits = 0
+
+    def trace(self, module: nn.Module, is_choice: Callable[[nn.Module], bool],
+              trace: Callable[[], fx.Graph]) -> fx.Graph:
+        key = structure_key(module, is_choice)
+        cached = self._graphs.get(key) if key is not None else None
+        if cached is not None and _binds_to(cached, module):
+            self.hits += 1
+            return cached
+        graph = trace()
+        if key is not None:
+            self._graphs[key] = graph
+        return graph
