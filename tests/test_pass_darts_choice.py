@@ -235,30 +235,23 @@ def test_a_graph_without_choices_is_unchanged():
     assert print_graph(graph) == text and not result.changed and ctx.decisions.to_nni() == {}
 
 
-def test_a_shared_label_dropped_in_one_cell_but_kept_in_another_is_refused():
+@pytest.mark.parametrize("cell1_choice, messages", [
     # Cell 0's input choice n keeps only s; cell 1's (another label, n_chosen null) keeps both s and t. NNI
     # zeroes the label t everywhere once n drops it, so cell 1 would read a removed edge: no exact export exists.
-    old = 'label="n", n_chosen=1, reduction="sum"} loc("cells.1.n")'
-    text = two_cells()
-    assert old in text
-    with pytest.raises(ChoiceError) as info:
-        run_pass(darts_choice, text.replace(old, 'label="n1", n_chosen=null, reduction="sum"} loc("cells.1.n")'))
-    message = str(info.value)
-    assert "layer choice 't' (cells.1.t) is dropped by input choice 'n'" in message
-    assert "still read by %c1n (cells.1.n)" in message
-
-
-def test_input_choices_sharing_a_label_must_agree():
+    ('label="n1", n_chosen=null', ["layer choice 't' (cells.1.t) is dropped by input choice 'n'",
+                                   "still read by %c1n (cells.1.n)"]),
     # One label is one decision; with n_chosen 1 in cell 0 and 2 in cell 1 the two cells would keep different
     # inputs under one exported decision (and the reference, fixed by label, would differ from the IR).
+    ('label="n", n_chosen=2', ["input choices 'cells.0.n' and 'cells.1.n' share label 'n' but differ", "n_chosen"]),
+], ids=["label-dropped-in-one-cell-kept-in-another", "shared-input-label-disagrees"])
+def test_cells_that_cannot_share_one_decision_are_refused(cell1_choice, messages):
     old = 'label="n", n_chosen=1, reduction="sum"} loc("cells.1.n")'
     text = two_cells()
     assert old in text
     with pytest.raises(ChoiceError) as info:
-        run_pass(darts_choice, text.replace(old, 'label="n", n_chosen=2, reduction="sum"} loc("cells.1.n")'))
-    message = str(info.value)
-    assert "input choices 'cells.0.n' and 'cells.1.n' share label 'n' but differ" in message
-    assert "n_chosen" in message
+        run_pass(darts_choice, text.replace(old, cell1_choice + ', reduction="sum"} loc("cells.1.n")'))
+    for message in messages:
+        assert message in str(info.value)
 
 
 def test_a_label_naming_both_a_layer_choice_and_an_input_choice_is_refused():

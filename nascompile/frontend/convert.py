@@ -152,7 +152,7 @@ class Converter:
                 continue
             args, kwargs = _load(node.args, env), _load(node.kwargs, env)
             if node.op == "get_attr":
-                env[node] = _fetch_attr(self.root, node.target)
+                env[node] = fetch_attr(self.root, node.target)
             elif node.op == "call_module":
                 module = self.module_at(node.target)
                 if self.choice_lifter is not None and self.choice_lifter.claims(module):
@@ -179,7 +179,8 @@ def _load(arg: Any, env: dict) -> Any:
     return fx.node.map_arg(arg, lambda n: env[n])
 
 
-def _fetch_attr(root: nn.Module, target: str) -> Any:
+def fetch_attr(root: nn.Module, target: str) -> Any:
+    """The attribute an fx `get_attr` target names under `root` (AttributeError when there is none)."""
     owner_path, _, name = target.rpartition(".")
     owner = root.get_submodule(owner_path) if owner_path else root
     return getattr(owner, name)

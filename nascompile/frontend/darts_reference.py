@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ChoiceError
-from .convert import _fetch_attr
+from .convert import fetch_attr
 from .mixed_op import MixedOpCall, MixedOpRecognizer, one_hot
 from .recognizers import register_recognizer
 
@@ -148,7 +148,7 @@ class DartsReferenceMixedOps(MixedOpRecognizer):
                 f"{where} is called with weights that are not softmax(alphas, dim=-1)[i] of a tensor attribute "
                 f"(they come from {fx_weights}); nascompile reads the architecture logits behind that softmax")
         target, row, dim, row_first = source
-        alphas = _fetch_attr(call.cx.root, target)
+        alphas = fetch_attr(call.cx.root, target)
         if not isinstance(alphas, torch.Tensor) or alphas.dim() != (1 if row is None else 2):
             raise ChoiceError(f"{where}: the weights are a softmax of {target!r}, which is not a "
                               f"{'vector' if row is None else 'matrix (one row of logits per edge)'}")

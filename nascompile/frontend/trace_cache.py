@@ -18,6 +18,8 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from .convert import fetch_attr
+
 # What nn.Module.__init__ sets: bookkeeping that a forward does not read (tensors, children and hooks are
 # looked at on their own below).
 _MODULE_INTERNALS = frozenset(vars(nn.Module()))
@@ -65,15 +67,10 @@ def _binds_to(graph: fx.Graph, module: nn.Module) -> bool:
     for node in graph.nodes:
         if node.op == "get_attr":
             try:
-                _get_attr(module, node.target)
+                fetch_attr(module, node.target)
             except AttributeError:
                 return False
     return True
-
-
-def _get_attr(module: nn.Module, target: str) -> Any:
-    owner, _, name = target.rpartition(".")
-    return getattr(module.get_submodule(owner) if owner else module, name)
 
 
 class TraceCache:
