@@ -2,6 +2,6 @@
 
 from .compiler import CompileResult, compile
 from .errors import NascompileError
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["CompileResult", "NascompileError", "compile", "__version__"]

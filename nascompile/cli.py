@@ -21,9 +21,11 @@ import torch
 
 from .commands import COMMANDS as VIEW_COMMANDS
 from .commands import add_parsers as add_view_parsers
+from .costs import count_params, ir_ops
 from .decisions import NEAR_TIE
 from .errors import INTERNAL_ERROR_EXIT_CODE, InputShapeError, NascompileError
 from .progress import HumanProgress, JsonLog
+from .version import __version__
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -70,17 +72,11 @@ def _add_compile_parser(sub: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nascompile", description="Compile DARTS-style supernets to validated ONNX.")
-    parser.add_argument("--version", action="version", version=f"nascompile {_version()}")
+    parser.add_argument("--version", action="version", version=f"nascompile {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_compile_parser(sub)
     add_view_parsers(sub)
     return parser
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 def _example_inputs(args: argparse.Namespace, loaded) -> tuple[torch.Tensor, ...]:
@@ -106,15 +102,21 @@ def _batch_sizes(text: str) -> list[int]:
     return sizes
 
 
-def _print_summary(result, report, seconds: float, params_before: int) -> None:
+def pipeline_of(args: argparse.Namespace) -> str:
+    """The pipeline the options ask for: --pipeline, -O0/-O1, or the default (-O1)."""
+    from .passes import PIPELINE_O1, PIPELINES
+
+    return args.pipeline or (PIPELINES[args.opt_level] if args.opt_level else PIPELINE_O1)
+
+
+def _print_summary(result, report, seconds: float) -> None:
     from .report import format_decisions
 
     decisions = result.decisions
     print(f"decisions ({len(decisions)} choices):")
     print("\n".join(format_decisions(decisions)))
-    ops = sum(n for op, n in result.graph.count_ops().items() if op not in ("input", "output"))
     print(f"supernet: {result.lifted_ops} IR nodes ({result.lifted_choices} choices), {result.lifted_params:,} params")
-    print(f"discrete: {ops} ops, {result.graph.param_count():,} params")
+    print(f"discrete: {ir_ops(result.graph)} ops, {count_params(result.graph):,} params")
     if result.genotype is not None:
         print(f"genotype: {result.genotype}")
     if report.validation is not None:
@@ -142,11 +144,11 @@ def warn(args: argparse.Namespace, message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
 
-def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_ir=None):
+def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_ir=None, warn_ties: bool = True):
     """Load the SPEC (and weights), make the example inputs and compile: the shared front half of commands.
 
-    With `ir_after`, `on_ir(pass_name, ir_text)` also receives the IR after that pass. Returns (compile
-    result, supernet parameter count as `nn.Module.parameters()` counts it).
+    With `ir_after`, `on_ir(pass_name, ir_text)` also receives the IR after that pass. Ties and near-ties
+    are warned about unless `warn_ties` is False (for a command whose output lists them).
     """
     from .compiler import compile as compile_model
     from .frontend import load_alphas
@@ -157,8 +159,6 @@ def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_
         load_weights(loaded.model, args.weights)
     arch_params = load_alphas(args.alphas) if args.alphas else None
     inputs = _example_inputs(args, loaded)
-    params_before = sum(p.numel() for p in loaded.model.parameters())
-
     print_after = set(args.print_after or ())
 
     def print_ir(pass_name: str, text: str) -> None:
@@ -170,27 +170,25 @@ def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_
         if on_ir is not None and pass_name == ir_after:
             on_ir(pass_name, text)
 
-    from .passes import PIPELINES
-
-    pipeline = args.pipeline or (PIPELINES[args.opt_level] if args.opt_level else None)
-    result = compile_model(loaded.model, inputs, pipeline=pipeline, max_final_edges=args.max_final_edges,
+    result = compile_model(loaded.model, inputs, pipeline=pipeline_of(args), max_final_edges=args.max_final_edges,
                            rank=args.rank, verify_each=args.verify_each,
                            print_after=print_after | ({ir_after} if ir_after else set()), printer=print_ir,
                            arch_params=arch_params, progress=progress_for(args), near_tie=args.near_tie)
-    for warning in result.warnings + result.choices.ties() + result.choices.near_ties():
+    ties = result.choices.ties() + result.choices.near_ties() if warn_ties else []
+    for warning in result.warnings + ties:
         warn(args, warning)
-    return result, params_before
+    return result
 
 
 def _run_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     batch_sizes = _batch_sizes(args.batch_sizes)
-    result, params_before = compile_from_args(args)
+    result = compile_from_args(args)
     report = result.save(args.output, decisions_path=args.decisions, validate=args.device if args.validate else None,
                          opset=args.opset, dynamic_batch=not args.static_batch, batch_sizes=batch_sizes,
                          atol=args.atol, rtol=args.rtol, progress=progress_for(args))
     if not args.quiet:
-        _print_summary(result, report, time.perf_counter() - start, params_before)
+        _print_summary(result, report, time.perf_counter() - start)
     return 0
 
 

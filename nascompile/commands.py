@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING
 
 from .errors import ExportError, ModelFileError, PipelineError, RenderError
-
-if TYPE_CHECKING:
-    from .compiler import CompileResult
 
 EXPORT_FORMATS = ("nni", "genotype", "json")
 
@@ -72,7 +68,7 @@ def run_report(args: argparse.Namespace) -> int:
     from .progress import stage
     from .report import build_report, format_report
 
-    result, _ = compile_from_args(args)
+    result = compile_from_args(args, warn_ties=False)  # the report lists them
     with stage(progress_for(args), "report", "analyze") as detail:
         report = build_report(result, near_tie=args.near_tie, costs=not args.no_costs)
         if report["totals"]:
@@ -84,23 +80,20 @@ def run_report(args: argparse.Namespace) -> int:
 
 def _ir_graph(args: argparse.Namespace):
     """(graph, title) of the IR `--ir` names: after a pass, 'lift', or the final one."""
-    from .cli import compile_from_args
+    from .cli import compile_from_args, pipeline_of
     from .ir import parse_graph
+    from .passes import parse_pipeline
 
-    if args.ir == "final":
-        result, _ = compile_from_args(args)
-        return result.graph, f"IR after {result.pipeline.split(',')[-1].split('{')[0]} (final)"
     if args.ir == "lift":
-        result, _ = compile_from_args(args)
-        return result.lifted_graph(), "IR as lifted (the supernet)"
+        return compile_from_args(args).lifted, "IR as lifted (the supernet)"
+    passes = [name for name, _ in parse_pipeline(pipeline_of(args))]
+    if args.ir == "final":
+        return compile_from_args(args).graph, f"IR after {passes[-1]} (final)"
+    if args.ir not in passes:  # checked before the SPEC is loaded and compiled
+        raise PipelineError(f"--ir {args.ir!r} names no pass of the pipeline; give one of its passes, 'lift' "
+                            "or no name (the final IR)")
     texts: dict[str, str] = {}
-    try:
-        compile_from_args(args, ir_after=args.ir, on_ir=texts.__setitem__)
-    except PipelineError as exc:
-        if "print-after" in str(exc):
-            raise PipelineError(f"--ir {args.ir!r} names no pass of the pipeline; give one of its passes, 'lift' "
-                                "or no name (the final IR)") from None
-        raise
+    compile_from_args(args, ir_after=args.ir, on_ir=texts.__setitem__)
     return parse_graph(texts[args.ir], verify=False), f"IR after {args.ir}"
 
 
@@ -114,7 +107,7 @@ def run_plot(args: argparse.Namespace) -> int:
         graph, title = _ir_graph(args)
         dot_text = ir_dot(graph, title)
     else:
-        result, _ = compile_from_args(args)
+        result = compile_from_args(args)
         if result.architecture is None:
             raise RenderError("the pipeline recorded no cells (the `expand` pass reads them off the IR); run a "
                               "pipeline with expand, or draw the IR with --ir")
@@ -127,29 +120,20 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def genotype_text(result: "CompileResult", name: str | None = None) -> str:
-    """DARTS's `Genotype(...)` text of `result`, or ExportError saying why it has none."""
-    if result.genotype is None:
-        raise ExportError(
-            "this architecture has no DARTS genotype: a genotype needs DARTS-shaped cells (node k with one "
-            "candidate edge from each of the n + k earlier states, the output concatenating nodes) of two kinds "
-            "whose labels say 'normal' and 'reduce'; use --format json (any search space) or nni")
-    return f"{name} = {result.genotype}" if name else str(result.genotype)
-
-
 def run_export(args: argparse.Namespace) -> int:
     from .cli import compile_from_args
+    from .export import genotype_text, nni_json
 
     if args.name and args.format != "genotype":
         raise ExportError(f"--name applies to --format genotype only, not --format {args.format}")
-    result, _ = compile_from_args(args)
+    result = compile_from_args(args)
     if args.format == "nni":
-        text = json.dumps(result.decisions, indent=2)
+        text = nni_json(result.decisions)
     elif args.format == "genotype":
-        text = genotype_text(result, args.name)
+        text = genotype_text(result.genotype, args.name) + "\n"
     else:
-        text = result.to_json()
-    _emit(text + "\n", args.output)
+        text = result.to_json() + "\n"
+    _emit(text, args.output)
     if args.output and not args.quiet:
         print(f"wrote {args.output}")
     return 0

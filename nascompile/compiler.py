@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .costs import count_params
+from .costs import count_choices, count_params, ir_ops
 from .decisions import NEAR_TIE, Decisions
 from .errors import InputShapeError
 from .frontend import ChoiceLifter, Recognizer, lift
@@ -24,6 +24,7 @@ from .ir.graph import Graph
 from .passes import PIPELINE_O1, PassContext, run_pipeline
 from .progress import ProgressFn, StageEvent, stage
 from .reference import eval_mode, reference_outputs
+from .version import __version__
 
 DEFAULT_PIPELINE = PIPELINE_O1
 
@@ -79,10 +80,9 @@ class CompileResult:
     choices: Decisions
     lifter: ChoiceLifter
     pipeline: str
+    lifted: Graph  # the IR right after the lift, every choice undecided (tensors shared with the model)
     timings: dict[str, float] = field(default_factory=dict)
     architecture: Any = None  # arch.Architecture: the derived cells (recorded by `expand`)
-    lifted_ops: int = 0  # IR nodes right after the lift (choices unexpanded)
-    lifted_choices: int = 0
 
     @property
     def decisions(self) -> dict[str, Any]:
@@ -126,16 +126,19 @@ class CompileResult:
         """Content hash of the architecture description: equal for equal derived architectures."""
         return self.description()["sha256"]
 
+    @property
+    def lifted_ops(self) -> int:
+        """IR nodes right after the lift (a choice is one node)."""
+        return ir_ops(self.lifted)
+
+    @property
+    def lifted_choices(self) -> int:
+        return count_choices(self.lifted)
+
     @functools.cached_property
     def lifted_params(self) -> int:
         """Weights of the supernet as lifted, every candidate's included (see `costs.count_params`)."""
-        return count_params(self.lifted_graph())
-
-    def lifted_graph(self) -> Graph:
-        """The supernet's IR as lifted, before any decision (lifted again: the compile's graph was rewritten)."""
-        with eval_mode(self.model):
-            graph, _ = lift(self.model, self.example_inputs, self.lifter.recognizers, self.lifter.arch_params)
-        return graph
+        return count_params(self.lifted)
 
     def costs(self) -> dict[str, Any]:
         """Edges, candidate ops, IR ops, params and MACs of the supernet and of the discrete network, at
@@ -144,7 +147,7 @@ class CompileResult:
 
         kept = sum(d.kept_instances for d in self.choices.layer.values())
         with eval_mode(self.model):
-            supernet = supernet_cost(self.lifted_graph(), self.example_inputs)
+            supernet = supernet_cost(self.lifted, self.example_inputs)
             discrete = discrete_cost(self.graph, self.example_inputs, kept)
         return cost_table(supernet, discrete, self.example_inputs)
 
@@ -153,7 +156,7 @@ class CompileResult:
         pipeline, the decisions, the architecture description and its sha256 (read by `nascompile inspect`)."""
         from .export import onnx_metadata
 
-        return onnx_metadata(self.description(), _version(), self.pipeline)
+        return onnx_metadata(self.description(), __version__, self.pipeline)
 
     def to_onnx(self, opset: int | None = None, dynamic_batch: bool = True):
         """The discrete network as an `onnx.ModelProto`, weights inherited from the supernet."""
@@ -191,13 +194,14 @@ class CompileResult:
         """
         from .backend import save_onnx
         from .errors import ValidationError
+        from .export import nni_json
 
         with stage(progress, "emit", "emit") as detail:
             model = self.to_onnx(opset, dynamic_batch)
             detail.append(f"{len(model.graph.node)} ONNX nodes")
         extras = {}
         if decisions_path is not None:
-            extras[decisions_path] = (json.dumps(self.decisions, indent=2) + "\n").encode()
+            extras[decisions_path] = nni_json(self.decisions).encode()
         report = SaveReport(files=[], validation=None)
         if progress is not None:
             progress(StageEvent("write", "write", "start"))
@@ -226,12 +230,6 @@ class CompileResult:
 class SaveReport:
     files: list[Path]
     validation: Any  # runtime.ValidationReport or None
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 @contextlib.contextmanager
@@ -282,15 +280,13 @@ def compile(
     with cyclic_gc_paused(), eval_mode(model):
         with stage(progress, "lift", "lift") as detail:
             graph, lifter = lift(model, inputs, recognizers, arch_params)
-            counts = graph.count_ops()
-            lifted_ops = sum(n for op, n in counts.items() if op not in ("input", "output"))
-            lifted_choices = counts.get("layer_choice", 0) + counts.get("input_choice", 0)
-            detail.append(f"{lifted_ops} IR nodes, {lifted_choices} choices")
+            lifted = graph.clone()  # kept for reports and `plot --ir lift`: the passes rewrite `graph`
+            detail.append(f"{ir_ops(graph)} IR nodes, {count_choices(graph)} choices")
         ctx = PassContext(max_final_edges=max_final_edges, rank=rank, example_inputs=inputs, lifter=lifter)
         ctx.decisions.near_tie = near_tie
         pipeline = pipeline or DEFAULT_PIPELINE
         run_pipeline(graph, pipeline, ctx, verify_each=verify_each, print_after=print_after, printer=printer,
                      progress=progress)
     return CompileResult(graph=graph, model=model, example_inputs=inputs, choices=ctx.decisions, lifter=lifter,
-                         pipeline=pipeline, timings=dict(ctx.timings), lifted_ops=lifted_ops,
-                         lifted_choices=lifted_choices, architecture=ctx.architecture)
+                         pipeline=pipeline, timings=dict(ctx.timings), lifted=lifted,
+                         architecture=ctx.architecture)

@@ -85,6 +85,12 @@ def ir_ops(graph: Graph) -> int:
     return sum(n for op, n in graph.count_ops().items() if op not in ("input", "output"))
 
 
+def count_choices(graph: Graph) -> int:
+    """Layer and input choices in `graph` (each one IR node)."""
+    counts = graph.count_ops()
+    return counts.get("layer_choice", 0) + counts.get("input_choice", 0)
+
+
 def supernet_cost(lifted: Graph, inputs: Sequence[torch.Tensor]) -> NetworkCost:
     """The cost of the supernet as lifted (every choice undecided)."""
     choices = [lifted.attrs(n) for n in lifted.nodes_of("layer_choice")]

@@ -1,7 +1,7 @@
 """Export formats of a compile's result, and reading them back from an emitted ONNX file.
 
-- NNI's exported-architecture JSON: `CompileResult.decisions` (`Decisions.to_nni`).
-- DARTS's `Genotype` text: `str(result.genotype)`, for DARTS-shaped search spaces only.
+- NNI's exported-architecture JSON: `nni_json(result.decisions)` (`Decisions.to_nni`).
+- DARTS's `Genotype` text: `genotype_text(result)`, for DARTS-shaped search spaces only.
 - The *architecture description*: plain, versioned JSON of the derived cells (inputs, numbered nodes,
   edges with their op and source state, concat), the decisions and the genotype text when there is one,
   with a content hash: the sha256 of its canonical serialization (`canonical_json`: keys sorted, no
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .arch import Architecture, Cell
-from .errors import ModelFileError
+from .errors import ExportError, ModelFileError
 
 FORMAT = "nascompile-architecture"
 FORMAT_VERSION = 1
@@ -34,6 +34,21 @@ KEY_PIPELINE = "nascompile.pipeline"
 KEY_DECISIONS = "nascompile.decisions"
 KEY_ARCHITECTURE = "nascompile.architecture"
 KEY_SHA256 = "nascompile.architecture.sha256"
+
+
+def nni_json(decisions: dict[str, Any]) -> str:
+    """NNI's exported-architecture JSON, as `--decisions FILE` and `export --format nni` write it."""
+    return json.dumps(decisions, indent=2) + "\n"
+
+
+def genotype_text(genotype: Any, name: str | None = None) -> str:
+    """DARTS's `Genotype(...)` text (`NAME = Genotype(...)` with a name), or ExportError saying why there is none."""
+    if genotype is None:
+        raise ExportError(
+            "this architecture has no DARTS genotype: a genotype needs DARTS-shaped cells (node k with one "
+            "candidate edge from each of the n + k earlier states, the output concatenating nodes) of two kinds "
+            "whose labels say 'normal' and 'reduce'; use --format json (any search space) or nni")
+    return f"{name} = {genotype}" if name else str(genotype)
 
 
 def canonical_json(value: Any) -> str:

@@ -18,7 +18,7 @@ from .errors import OutputPathError
 
 def check_writable_dir(path: Path) -> None:
     """Raise OutputPathError unless `path`'s directory exists and is writable."""
-    directory = path.parent if str(path.parent) else Path(".")
+    directory = path.parent
     if directory.exists() and not directory.is_dir():
         raise OutputPathError(f"cannot write {str(path)!r}: {str(directory)!r} is a file, not a directory; "
                               "choose an output path inside a directory")
@@ -47,10 +47,9 @@ def staged_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     moved: list[Path] = []
     try:
         for final in finals:
-            directory = final.parent if str(final.parent) else Path(".")
-            if directory not in staging_dirs:
-                staging_dirs[directory] = Path(tempfile.mkdtemp(prefix=".nascompile-", dir=directory))
-        staged = [staging_dirs[f.parent if str(f.parent) else Path(".")] / f.name for f in finals]
+            if final.parent not in staging_dirs:
+                staging_dirs[final.parent] = Path(tempfile.mkdtemp(prefix=".nascompile-", dir=final.parent))
+        staged = [staging_dirs[final.parent] / final.name for final in finals]
         yield staged
         for temp, final in zip(staged, finals):
             if temp.exists():

@@ -138,9 +138,10 @@ def ir_dot(graph: Graph, title: str = "") -> str:
              f"  label={quote(title)}; labelloc=t; fontsize=20;" if title else "",
              '  node [shape=box, style="rounded,filled", fillcolor=white, fontname=Helvetica, fontsize=11];',
              "  edge [fontname=Helvetica, fontsize=9, arrowsize=0.6];"]
-    for node in graph.order():
+    order = graph.order()
+    for node in order:
         lines.append(f"  {quote(node)} {_attrs(label=_ir_label(graph, node), fillcolor=_OP_COLORS.get(graph.op(node), 'white'), tooltip=graph.meta(node).get('source') or node)};")
-    for node in graph.order():
+    for node in order:
         sources = graph.inputs(node)
         for port, src in enumerate(sources):
             lines.append(f"  {quote(src)} -> {quote(node)}" + (f" {_attrs(label=port)}" if len(sources) > 1 else "") + ";")

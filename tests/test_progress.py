@@ -107,8 +107,12 @@ def test_warnings_go_to_stderr_as_json_with_log_json(tmp_path):
         "        return self.edge(x)\n"
         "def build():\n    return Net()\n"
         "def example_inputs():\n    return (torch.randn(1, 4),)\n")
-    proc = run_cli("report", str(spec), "--log-json", "--json")
+    proc = run_cli("export", str(spec), "--log-json")
     assert proc.returncode == 0, proc.stderr
     warnings = [json.loads(line) for line in proc.stderr.splitlines() if '"warning"' in line]
     assert len(warnings) == 1 and "tie" in warnings[0]["message"]
+    # `report` lists the tie in its output instead of warning about it too
+    proc = run_cli("report", str(spec), "--log-json", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert '"warning"' not in proc.stderr and len(json.loads(proc.stdout)["ties"]) == 1
     assert json.loads(proc.stdout)["ties"] == [warnings[0]["message"]]

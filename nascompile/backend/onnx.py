@@ -20,6 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ..errors import LoweringError
 from ..ir.graph import Graph
 from ..ir.text import DTYPES_BY_NAME
+from ..version import __version__
 
 DEFAULT_OPSET = 17
 IR_VERSION = 8  # onnxruntime >= 1.14 reads it; opset 17 needs at least 8
@@ -426,17 +427,13 @@ def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = T
     model.graph.input.extend(inputs)
     model.graph.output.extend(outputs)
     model.opset_import.add(domain="", version=opset)
-    model.producer_name, model.producer_version = "nascompile", _version()
+    model.producer_name, model.producer_version = "nascompile", __version__
     model.ir_version = IR_VERSION
     for key, value in (metadata or {}).items():
         model.metadata_props.add(key=key, value=value)
     return model
 
 
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
 
 
 def initializer_bytes(model: onnx.ModelProto) -> int:

@@ -183,12 +183,3 @@ class Graph(nx.MultiDiGraph):
         for _, op in self.nodes(data="op"):
             counts[op] = counts.get(op, 0) + 1
         return counts
-
-    def param_count(self) -> int:
-        """Number of parameter elements, counting a tensor shared by several nodes once."""
-        seen: dict[int, int] = {}
-        for _, params in self.nodes(data="params"):
-            for name, tensor in params.items():
-                if name != "logits" and hasattr(tensor, "numel"):
-                    seen[id(tensor)] = tensor.numel()
-        return sum(seen.values())
