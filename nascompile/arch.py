@@ -11,7 +11,7 @@ architecture description are all rendered from this one structure.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from .ir.graph import Graph
 
@@ -55,9 +55,6 @@ class Architecture:
         for cell in self.cells:
             groups.setdefault(cell.signature(), (cell, []))[1].append(cell.name)
         return list(groups.values())
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _is_search_node(graph: Graph, node: str) -> bool:
