@@ -107,6 +107,7 @@ class DartsReferenceMixedOps(MixedOpRecognizer):
     """DARTS reference `MixedOp`s: `_ops` + `forward(x, weights)`, logits traced back through the softmax."""
 
     name = "darts-reference"
+    family = "darts"
     zero_name = "none"
 
     def claims(self, module: nn.Module) -> bool:

@@ -81,6 +81,8 @@ class MixedOpRecognizer:
     """
 
     name = "mixed-op"
+    #: The search family whose decision rule applies (the default rule set; see the IR's layer_choice doc).
+    family: str | None = None
     #: Name of the candidate that is DARTS's zero op (`none`), when the op lists it among its candidates.
     #: A slot whose module is None is an implicit zero op (NNI's extra logit) whatever its name.
     zero_name: str | None = "none"
@@ -170,7 +172,7 @@ class MixedOpRecognizer:
             modules.append(None if candidate is None else f"{path}.{local[id(candidate)]}")
         return cx.emit("layer_choice", self.inputs(module, args, kwargs), params={"logits": logits.detach()},
                        attrs={"label": label, "candidates": [name for name, _ in slots], "modules": modules,
-                              "zero": self.zero_slot(module)})
+                              "zero": self.zero_slot(module)} | ({"family": self.family} if self.family else {}))
 
     @contextlib.contextmanager
     def fixed(self, model: nn.Module, by_path: Mapping[str, Any]) -> Iterator[nn.Module]:

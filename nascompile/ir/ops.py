@@ -84,9 +84,14 @@ OPS: dict[str, OpSpec] = {
     # architecture choices
     "layer_choice": OpSpec(1, None, {"label": REQUIRED, "candidates": REQUIRED, "modules": REQUIRED,
                                      "zero": None, "chosen": None},
-                           ("logits",),
+                           ("logits",), ("edge_logits",),
                            doc="DARTS mixed op: candidates[i] is the module at modules[i] (null for an "
-                               "implicit zero slot); `zero` is the zero slot; `chosen` once decided"),
+                               "implicit zero slot); `zero` is the zero slot; `chosen` once decided. "
+                               "Optional attributes, absent meaning the default: `family` (the recognizer's "
+                               "family, e.g. darts, archai, nni2, pc-darts: picks the default rule set), "
+                               "`weighting` (softmax, or sigmoid as FairDARTS weighs), `edge_index` with "
+                               "param `edge_logits` (PC-DARTS: the edge-normalization logits of the node "
+                               "this edge feeds, and this edge's position in them)"),
     "input_choice": OpSpec(1, None, {"label": REQUIRED, "n_chosen": None, "choose_from": REQUIRED,
                                      "reduction": "sum"},
                            doc="keeps `n_chosen` of its inputs, ranked by the strength of the layer "
