@@ -5,8 +5,8 @@
     nascompile export SPEC --format nni|genotype|json [-o FILE]
     nascompile inspect model.onnx [--json]
 
-`report`, `plot` and `export` take the model options of `compile` (`cli.add_model_arguments`) and
-compile the same way (`cli.compile_from_args`). Results go to stdout (or -o), progress and warnings to
+`report`, `plot` and `export` take the model options of `compile` (`options.add_model_arguments`) and
+compile the same way (`options.compile_from_args`). Results go to stdout (or -o), progress and warnings to
 stderr.
 """
 
@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from .errors import ExportError, ModelFileError, PipelineError, RenderError
+from .errors import ModelFileError, PipelineError, RenderError, UsageError
+from .options import add_model_arguments, compile_from_args, pipeline_of, progress_for
 
 EXPORT_FORMATS = ("nni", "genotype", "json")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    from .cli import add_model_arguments
-
     p = sub.add_parser("report", help="what the search decided: probabilities, margins, ties, costs",
                        description="Compile SPEC and print one row per choice (candidates' probabilities, chosen op, "
                                    "edge strength, margin to the runner-up, kept/dropped, ties and near-ties) and "
@@ -30,6 +29,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_model_arguments(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON (format nascompile-report)")
     p.add_argument("--no-costs", action="store_true", help="skip the totals (they run the supernet once)")
+    p.set_defaults(run=run_report)
 
     p = sub.add_parser("plot", help="draw the derived cells (or the IR) with Graphviz",
                        description="Draw each distinct derived cell as DARTS papers do, or with --ir the IR graph.")
@@ -38,6 +38,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="image to write: .svg, .png, .pdf (Graphviz's dot), or .dot/.gv for the DOT text")
     p.add_argument("--ir", nargs="?", const="final", metavar="PASS",
                    help="draw the IR instead: after PASS, 'lift' (the supernet as lifted) or, without PASS, the final IR")
+    p.set_defaults(run=run_plot)
 
     p = sub.add_parser("export", help="the architecture as NNI JSON, DARTS genotype or versioned JSON",
                        description="Compile SPEC and write its architecture in a standard format.")
@@ -47,10 +48,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "architecture description with its sha256 (default)")
     p.add_argument("--name", help="with --format genotype: write `NAME = Genotype(...)`, as in DARTS's genotypes.py")
     p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.set_defaults(run=run_export)
 
     p = sub.add_parser("inspect", help="print the decisions and architecture hash stored in an emitted ONNX file")
     p.add_argument("model", metavar="MODEL.onnx")
     p.add_argument("--json", action="store_true", help="print everything stored, as JSON")
+    p.set_defaults(run=run_inspect)
 
 
 def _emit(text: str, output: str | None) -> None:
@@ -64,7 +67,6 @@ def _emit(text: str, output: str | None) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from .cli import compile_from_args, progress_for
     from .progress import stage
     from .report import build_report, format_report
 
@@ -80,7 +82,6 @@ def run_report(args: argparse.Namespace) -> int:
 
 def _ir_graph(args: argparse.Namespace):
     """(graph, title) of the IR `--ir` names: after a pass, 'lift', or the final one."""
-    from .cli import compile_from_args, pipeline_of
     from .ir import parse_graph
     from .passes import parse_pipeline
 
@@ -98,7 +99,6 @@ def _ir_graph(args: argparse.Namespace):
 
 
 def run_plot(args: argparse.Namespace) -> int:
-    from .cli import compile_from_args, progress_for
     from .plot import cells_dot, ir_dot, output_format, render
     from .progress import stage
 
@@ -121,11 +121,10 @@ def run_plot(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from .cli import compile_from_args
     from .export import genotype_text, nni_json
 
     if args.name and args.format != "genotype":
-        raise ExportError(f"--name applies to --format genotype only, not --format {args.format}")
+        raise UsageError(f"--name applies to --format genotype only, not --format {args.format}")
     result = compile_from_args(args)
     if args.format == "nni":
         text = nni_json(result.decisions)
@@ -165,5 +164,3 @@ def run_inspect(args: argparse.Namespace) -> int:
                              "the metadata was changed after nascompile wrote it")
     return 0
 
-
-COMMANDS = {"report": run_report, "plot": run_plot, "export": run_export, "inspect": run_inspect}

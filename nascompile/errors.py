@@ -15,6 +15,13 @@ class NascompileError(Exception):
     kind = "error"
 
 
+class UsageError(NascompileError):
+    """Command-line options that do not go together (argparse reports a malformed one with the same code)."""
+
+    exit_code = 2
+    kind = "usage error"
+
+
 class SpecError(NascompileError):
     """The SPEC (model file or `module:factory`) cannot be loaded."""
 

@@ -115,5 +115,5 @@ class JsonLog:
     def warning(self, message: str) -> None:
         self.write("warning", message=message)
 
-    def error(self, kind: str, message: str, exit_code: int) -> None:
-        self.write("error", kind=kind, message=message, exit_code=exit_code)
+    def error(self, kind: str, message: str, exit_code: int, **fields: Any) -> None:
+        self.write("error", kind=kind, message=message, exit_code=exit_code, **fields)

@@ -18,6 +18,7 @@ own exit code, and leaves no output file behind.
 | an output path in a missing or read-only directory, under a file, onto a directory | 10 | test_bad_output_paths, test_read_only_directory |
 | a file system that fails while writing (read-only mount, full disk, I/O error) | 10 | test_output_on_a_failing_file_system, test_a_failing_move_leaves_no_file |
 | validation beyond tolerance | 11 | test_validation_failure_exits_11_and_writes_nothing |
+| a flag out of range: --opset outside 14..21, --atol/--rtol/--near-tie negative or not finite, `export --name` without `--format genotype` | 2 | test_bad_flags_are_usage_errors |
 """
 
 from __future__ import annotations
@@ -336,6 +337,25 @@ def test_bad_options(tmp_path, args, code, message):
     assert proc.returncode == code, proc.stderr
     assert re.search(message, proc.stderr), proc.stderr
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compile", "-o", "m.onnx", "--opset", "99"], "opset 99 is not supported; nascompile emits opsets 14 to 21"),
+    (["compile", "-o", "m.onnx", "--opset", "13"], "opset 13 is not supported"),
+    (["compile", "-o", "m.onnx", "--opset", "100000000000"], "opset 100000000000 is not supported"),
+    (["compile", "-o", "m.onnx", "--atol", "-1"], "argument --atol: '-1' must be a finite number >= 0"),
+    (["compile", "-o", "m.onnx", "--atol", "nan"], "argument --atol: 'nan' must be a finite number >= 0"),
+    (["compile", "-o", "m.onnx", "--rtol", "inf"], "argument --rtol: 'inf' must be a finite number >= 0"),
+    (["compile", "-o", "m.onnx", "--near-tie", "-1"], "argument --near-tie: '-1' must be a finite number >= 0"),
+    (["report", "--near-tie", "x"], "argument --near-tie: 'x' is not a number"),
+    (["export", "--format", "nni", "--name", "X"], "usage error: --name applies to --format genotype only"),
+])
+def test_bad_flags_are_usage_errors(tmp_path, args, message):
+    command, *rest = args
+    proc = run_cli(command, str(EXAMPLES / "nb201_cell.py"), *rest, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr, proc.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_output_directory_missing_exits_10(tmp_path):

@@ -20,9 +20,9 @@ from onnx import TensorProto, helper, numpy_helper
 from ..errors import LoweringError
 from ..ir.graph import Graph
 from ..ir.text import DTYPES_BY_NAME
+from ..opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from ..version import __version__
 
-DEFAULT_OPSET = 17
 IR_VERSION = 8  # onnxruntime >= 1.14 reads it; opset 17 needs at least 8
 INT64_MAX = 2**63 - 1
 
@@ -385,8 +385,9 @@ def output_names(count: int) -> list[str]:
 def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True,
             metadata: Mapping[str, str] | None = None, name: str = "nascompile") -> onnx.ModelProto:
     """Lower a discrete IR graph (decided, expanded, shapes inferred) to an ONNX model."""
-    if opset < 14:
-        raise LoweringError(f"opset {opset} is too old; nascompile emits opset 14 or newer (default {DEFAULT_OPSET})")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise LoweringError(f"opset {opset} is not supported; nascompile emits opsets {MIN_OPSET} to {MAX_OPSET} "
+                            f"(default {DEFAULT_OPSET})")
     e = Emitter(graph, opset)
     inputs = []
     for node in graph.graph_inputs():

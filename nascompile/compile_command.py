@@ -1,0 +1,69 @@
+"""`nascompile compile SPEC -o model.onnx [--validate] ...`: the main subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from .errors import InputShapeError
+from .options import add_model_arguments, compile_from_args, opset, progress_for, tolerance
+from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compile", help="compile a supernet to a discrete ONNX model",
+                       description="Lift SPEC, apply the search's decisions, emit ONNX and optionally validate it.")
+    add_model_arguments(p)
+    p.add_argument("-o", "--output", required=True, help="where to write the ONNX model")
+    p.add_argument("--validate", action="store_true", help="compare onnxruntime with the PyTorch reference; "
+                   "the file is only written if it matches")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for validation (default cpu)")
+    p.add_argument("--atol", type=tolerance, default=1e-4, help="absolute tolerance of validation (default 1e-4)")
+    p.add_argument("--rtol", type=tolerance, default=1e-3, help="relative tolerance of validation (default 1e-3)")
+    p.add_argument("--batch-sizes", default="1,2", help="batch sizes validated (default 1,2)")
+    p.add_argument("--decisions", metavar="FILE", help="also write the decisions (NNI exported-architecture JSON)")
+    p.add_argument("--opset", type=opset, default=None,
+                   help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default {DEFAULT_OPSET})")
+    p.add_argument("--static-batch", action="store_true", help="fix the batch dimension instead of leaving it symbolic")
+    p.set_defaults(run=run_compile)
+
+
+def batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(s < 1 for s in sizes):
+        raise InputShapeError(f"--batch-sizes {text!r} must be positive integers, e.g. 1,2")
+    return sizes
+
+
+def _print_summary(result, report, seconds: float) -> None:
+    from .costs import count_params, ir_ops
+    from .report import format_decisions
+
+    decisions = result.decisions
+    print(f"decisions ({len(decisions)} choices):")
+    print("\n".join(format_decisions(decisions)))
+    print(f"supernet: {result.lifted_ops} IR nodes ({result.lifted_choices} choices), {result.lifted_params:,} params")
+    print(f"discrete: {ir_ops(result.graph)} ops, {count_params(result.graph):,} params")
+    if result.genotype is not None:
+        print(f"genotype: {result.genotype}")
+    if report.validation is not None:
+        print(report.validation.summary())
+    for path in report.files:
+        print(f"wrote {path}")
+    print(f"architecture sha256: {result.sha256}")
+    print(f"done in {seconds:.2f} s")
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    sizes = batch_sizes(args.batch_sizes)
+    result = compile_from_args(args)
+    report = result.save(args.output, decisions_path=args.decisions, validate=args.device if args.validate else None,
+                         opset=args.opset, dynamic_batch=not args.static_batch, batch_sizes=sizes,
+                         atol=args.atol, rtol=args.rtol, progress=progress_for(args))
+    if not args.quiet:
+        _print_summary(result, report, time.perf_counter() - start)
+    return 0

@@ -1,0 +1,155 @@
+"""The command line's shared model options, and the one way every subcommand compiles from them.
+
+A subcommand that compiles a SPEC calls `add_model_arguments(parser)` when building its parser and
+`compile_from_args(args)` when it runs; `progress_for(args)` and `warn(args, ...)` report on stderr the
+way the options ask (lines, JSON lines with --log-json, nothing but warnings with -q).
+
+The flag types here (`tolerance`, `opset`) reject bad values while the command line is
+parsed, so a bad flag is a usage error (exit 2) before anything is loaded or written.
+
+This module imports neither torch nor onnx at import time: `nascompile --help` and `--version` build
+every parser without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from .decisions import NEAR_TIE
+from .errors import InputShapeError
+from .opsets import MAX_OPSET, MIN_OPSET
+
+
+def tolerance(text: str) -> float:
+    """A finite number >= 0 (tolerances, margins): anything else is a usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return value
+
+
+def opset(text: str) -> int:
+    """An ONNX opset nascompile emits and tests (`opsets.py`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not MIN_OPSET <= value <= MAX_OPSET:
+        raise argparse.ArgumentTypeError(f"opset {text} is not supported; nascompile emits opsets "
+                                         f"{MIN_OPSET} to {MAX_OPSET}")
+    return value
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Options that say which supernet to compile and how: shared by every subcommand that compiles."""
+    p.add_argument("spec", metavar="SPEC", help="path/to/file.py (calls its build()) or package.module:factory")
+    p.add_argument("--weights", help="state dict to load into the supernet (torch.load with weights_only=True)")
+    p.add_argument("--alphas", metavar="FILE", help="architecture logits by key (an NNI mutator's choices, "
+                   "DARTS's alphas_normal, ...): a .json of lists or a state dict .pt (loaded weights-only)")
+    p.add_argument("--input-shape", action="append", metavar="1,3,32,32",
+                   help="shape of an example input (repeat for several inputs); default: the SPEC's example_inputs()")
+    p.add_argument("--seed", type=int, default=0, help="seed of the example inputs made from --input-shape")
+    level = p.add_mutually_exclusive_group()
+    level.add_argument("--pipeline", help="pass pipeline, e.g. 'darts-choice,finalize{rank=logit},dce,expand,infer-shapes'")
+    level.add_argument("-O", dest="opt_level", choices=("0", "1"), default=None,
+                       help="-O0: decisions and lowering only; -O1: also the optimization passes (the default)")
+    p.add_argument("--max-final-edges", type=int, default=2,
+                   help="edges kept per aggregation node by finalize (default 2)")
+    p.add_argument("--rank", choices=("darts", "logit", "renorm"), default="darts",
+                   help="edge rank convention for finalize (default darts)")
+    p.add_argument("--near-tie", type=tolerance, default=NEAR_TIE, metavar="MARGIN",
+                   help=f"flag decisions won by less than MARGIN as near-ties (default {NEAR_TIE}; in probability, "
+                        "or in logits with --rank logit)")
+    p.add_argument("--print-after", action="append", metavar="PASS", help="print the IR after PASS (or 'all') to stderr")
+    p.add_argument("--verify-each", action="store_true", help="check every pass with the IR interpreter")
+    add_output_arguments(p)
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """-q and --log-json: how a subcommand reports on stderr (`progress_for`, `warn`)."""
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but warnings and errors")
+    p.add_argument("--log-json", action="store_true",
+                   help="progress, warnings and errors as JSON lines on stderr (one object per line)")
+
+
+def pipeline_of(args: argparse.Namespace) -> str:
+    """The pipeline the options ask for: --pipeline, -O0/-O1, or the default (-O1)."""
+    from .passes import PIPELINE_O1, PIPELINES
+
+    return args.pipeline or (PIPELINES[args.opt_level] if args.opt_level else PIPELINE_O1)
+
+
+def progress_for(args: argparse.Namespace):
+    """The progress reporter of this command (made once): JSON lines with --log-json, none with -q, else lines."""
+    if "_progress" not in vars(args):
+        from .progress import HumanProgress, JsonLog
+
+        args._progress = JsonLog() if getattr(args, "log_json", False) else \
+            None if getattr(args, "quiet", False) else HumanProgress()
+    return args._progress
+
+
+def warn(args: argparse.Namespace, message: str) -> None:
+    """A warning on stderr (a JSON line with --log-json), shown even with -q."""
+    progress = progress_for(args)
+    if progress is not None:
+        progress.warning(message)
+    else:
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def example_inputs_of(args: argparse.Namespace, loaded) -> tuple:
+    """The example inputs: seeded random tensors of the --input-shape's, or the SPEC's example_inputs()."""
+    import torch
+
+    from .spec import parse_shape
+
+    if args.input_shape:
+        generator = torch.Generator().manual_seed(args.seed)
+        return tuple(torch.randn(parse_shape(text), generator=generator) for text in args.input_shape)
+    if loaded.example_inputs is None:
+        raise InputShapeError(f"SPEC {args.spec!r} defines no example_inputs(); pass --input-shape, e.g. 1,3,32,32")
+    from .compiler import as_input_tuple
+
+    return as_input_tuple(loaded.example_inputs())
+
+
+def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_ir=None, warn_ties: bool = True):
+    """Load the SPEC (and weights), make the example inputs and compile: the shared front half of commands.
+
+    With `ir_after`, `on_ir(pass_name, ir_text)` also receives the IR after that pass. Ties and near-ties
+    are warned about unless `warn_ties` is False (for a command whose output lists them).
+    """
+    from .compiler import compile as compile_model
+    from .frontend import load_alphas
+    from .spec import load_spec, load_weights
+
+    loaded = load_spec(args.spec)
+    if args.weights:
+        load_weights(loaded.model, args.weights)
+    arch_params = load_alphas(args.alphas) if args.alphas else None
+    inputs = example_inputs_of(args, loaded)
+    print_after = set(args.print_after or ())
+
+    def print_ir(pass_name: str, text: str) -> None:
+        if "all" in print_after or pass_name in print_after:
+            if progress_for(args) is not None:
+                progress_for(args).close()  # the IR starts on a line of its own
+            print(f"// IR after {pass_name}", file=sys.stderr)
+            print(text, file=sys.stderr)
+        if on_ir is not None and pass_name == ir_after:
+            on_ir(pass_name, text)
+
+    result = compile_model(loaded.model, inputs, pipeline=pipeline_of(args), max_final_edges=args.max_final_edges,
+                           rank=args.rank, verify_each=args.verify_each,
+                           print_after=print_after | ({ir_after} if ir_after else set()), printer=print_ir,
+                           arch_params=arch_params, progress=progress_for(args), near_tie=args.near_tie)
+    ties = result.choices.ties() + result.choices.near_ties() if warn_ties else []
+    for warning in result.warnings + ties:
+        warn(args, warning)
+    return result
