@@ -48,7 +48,7 @@ class Emitter:
         self.values: dict[str, Any] = {}  # IR node -> ONNX value name (or list of names for `pack`)
         self._taken: set[str] = set()
         self._suffixes: dict[str, int] = {}
-        self._tensor_names: dict[int, str] = {}
+        self._tensor_names: dict[tuple, tuple[str, torch.Tensor]] = {}  # tensor_key -> (name, the tensor kept alive)
         self._constants: dict[tuple, str] = {}
         self.output_alias: dict[str, str] = {}  # IR node -> graph output name its value should take
 
@@ -76,14 +76,19 @@ class Emitter:
         self.initializers.add().CopyFrom(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
-    def param(self, node: str, key: str) -> str:
-        """Initializer for a parameter tensor; a tensor shared by several nodes is stored once."""
+    def param(self, node: str, key: str, transposed: bool = False) -> str:
+        """Initializer for a parameter tensor (or its transpose); a tensor shared by several nodes is stored once.
+
+        Sharing is by identity of the data (`tensor_key`), not of the tensor object: the lift may hand two
+        uses of one `nn.Parameter` as two tensor objects viewing the same storage.
+        """
         tensor = self.graph.params(node)[key]
-        name = self._tensor_names.get(id(tensor))
-        if name is None:
-            base = f"{self.graph.meta(node).get('source') or node}.{key}"
-            name = self._tensor_names[id(tensor)] = self.initializer(base, _to_numpy(tensor))
-        return name
+        cache_key = (tensor_key(tensor), transposed)
+        if cache_key not in self._tensor_names:
+            base = f"{self.where(node) if transposed else self.graph.meta(node).get('source') or node}.{key}"
+            array = _to_numpy(tensor).T if transposed else _to_numpy(tensor)
+            self._tensor_names[cache_key] = (self.initializer(base + ("_t" if transposed else ""), array), tensor)
+        return self._tensor_names[cache_key][0]
 
     def const(self, base: str, values: Any, dtype: Any = np.int64) -> str:
         """A small constant initializer (shapes, axes, scalars), shared between identical uses."""
@@ -130,6 +135,12 @@ class Emitter:
     def emit(self, node: str, op_type: str, inputs: list[str], **attrs: Any) -> str:
         """Lower `node` to a single ONNX node whose output is the node's value."""
         return self.add(op_type, inputs, node, **attrs)[0]
+
+
+def tensor_key(tensor: torch.Tensor) -> tuple:
+    """Equal for two tensors that view the same elements of the same storage (so hold equal data)."""
+    return (tensor.device.type, tensor.device.index, tensor.untyped_storage().data_ptr(), tensor.storage_offset(),
+            tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -222,7 +233,7 @@ def _linear(e: Emitter, node: str, attrs: dict) -> str:
     if len(e.shape(node)) == 2:
         inputs = [x, e.param(node, "weight")] + ([e.param(node, "bias")] if "bias" in params else [])
         return e.emit(node, "Gemm", inputs, transB=1)
-    weight_t = e.initializer(f"{e.where(node)}.weight_t", _to_numpy(params["weight"]).T)
+    weight_t = e.param(node, "weight", transposed=True)
     if "bias" not in params:
         return e.emit(node, "MatMul", [x, weight_t])
     product = e.add("MatMul", [x, weight_t], f"{node}.matmul")[0]
