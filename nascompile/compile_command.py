@@ -20,7 +20,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for validation (default cpu)")
     p.add_argument("--atol", type=tolerance, default=1e-4, help="absolute tolerance of validation (default 1e-4)")
     p.add_argument("--rtol", type=tolerance, default=1e-3, help="relative tolerance of validation (default 1e-3)")
-    p.add_argument("--batch-sizes", default="1,2", help="batch sizes validated (default 1,2)")
+    p.add_argument("--batch-sizes", help="batch sizes validated (default 1,2; with --static-batch, the fixed batch)")
     p.add_argument("--decisions", metavar="FILE", help="also write the decisions (NNI exported-architecture JSON)")
     p.add_argument("--opset", type=opset, default=None,
                    help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default {DEFAULT_OPSET})")
@@ -59,7 +59,7 @@ def _print_summary(result, report, seconds: float) -> None:
 
 def run_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    sizes = batch_sizes(args.batch_sizes)
+    sizes = batch_sizes(args.batch_sizes) if args.batch_sizes is not None else None
     result = compile_from_args(args)
     report = result.save(args.output, decisions_path=args.decisions, validate=args.device if args.validate else None,
                          opset=args.opset, dynamic_batch=not args.static_batch, batch_sizes=sizes,

@@ -18,7 +18,7 @@ from torch import nn
 
 from .costs import count_choices, count_params, ir_ops
 from .decisions import NEAR_TIE, Decisions
-from .errors import InputShapeError
+from .errors import InputShapeError, UsageError
 from .frontend import ChoiceLifter, Recognizer, lift
 from .ir.graph import Graph
 from .passes import PIPELINE_O1, PassContext, run_pipeline
@@ -183,19 +183,33 @@ class CompileResult:
 
         return validate_session(session, reference, self.example_inputs, device, batch_sizes, atol, rtol, seed)
 
+    def _validation_batch_sizes(self, batch_sizes: Sequence[int] | None, dynamic_batch: bool) -> list[int]:
+        """The batch sizes to validate: the given ones, else 1 and 2; only the fixed one for a fixed batch."""
+        if dynamic_batch:
+            return list(batch_sizes or (1, 2))
+        fixed = self.example_inputs[0].shape[0] if self.example_inputs and self.example_inputs[0].dim() else 1
+        if batch_sizes is not None and list(batch_sizes) != [fixed]:
+            raise UsageError(f"cannot validate at batch sizes {','.join(map(str, batch_sizes))}: the batch of a file "
+                             f"written with a static batch (--static-batch, dynamic_batch=False) is fixed at the "
+                             f"example inputs' {fixed}; drop --batch-sizes or give --batch-sizes {fixed}")
+        return [fixed]
+
     def save(self, path: str | os.PathLike, *, decisions_path: str | os.PathLike | None = None,
              validate: str | None = None, opset: int | None = None, dynamic_batch: bool = True,
-             batch_sizes: Sequence[int] = (1, 2), atol: float = 1e-4, rtol: float = 1e-3,
+             batch_sizes: Sequence[int] | None = None, atol: float = 1e-4, rtol: float = 1e-3,
              progress: ProgressFn | None = None) -> "SaveReport":
         """Write the ONNX file (and the decisions JSON); with `validate="cpu"|"cuda"`, only if it validates.
 
-        Nothing is written when emission, the ONNX checker or validation fails. `progress` hears the
-        stages `emit`, `write` (staged files and the ONNX checker) and `validate`.
+        Validation runs at `batch_sizes` (default 1 and 2); with `dynamic_batch=False` the file's batch is
+        the example inputs' and only that one is validated. Nothing is written when emission, the ONNX
+        checker or validation fails. `progress` hears the stages `emit`, `write` (staged files and the ONNX
+        checker) and `validate`.
         """
         from .backend import save_onnx
         from .errors import ValidationError
         from .export import nni_json
 
+        batch_sizes = self._validation_batch_sizes(batch_sizes, dynamic_batch)
         with stage(progress, "emit", "emit") as detail:
             model = self.to_onnx(opset, dynamic_batch)
             detail.append(f"{len(model.graph.node)} ONNX nodes")

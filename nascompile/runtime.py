@@ -35,12 +35,21 @@ def make_session(model: str | os.PathLike | bytes, device: str = "cpu", threads:
     try:
         session = ort.InferenceSession(source, sess_options=options, providers=PROVIDERS[device])
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise DeviceError(f"onnxruntime could not create a {device} session: {str(exc).splitlines()[0]}") from None
+        # A provider that cannot start falls back (checked below); what raises here is the model itself: an
+        # operator or type this onnxruntime has no kernel for, an opset it does not know, a broken file.
+        raise ValidationError(f"onnxruntime {ort.__version__} cannot load the model on {device}: "
+                              f"{_first_line(exc)}; the file passed the ONNX checker, so this onnxruntime lacks "
+                              "what it needs (try another --opset, a float32 model, or a newer onnxruntime)") from None
     if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
         raise DeviceError(
             "CUDA was requested but the onnxruntime session runs on " + ", ".join(session.get_providers()) +
             "; install onnxruntime-gpu (pip install 'nascompile[gpu]') with a matching CUDA, or use --device cpu")
     return session
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def torch_device(device: str) -> torch.device:
@@ -137,7 +146,12 @@ def validate_session(
         # must not change what onnxruntime is fed, nor can onnxruntime change what the reference reads.
         feed = {name: x.numpy().copy() for name, x in zip(input_names, inputs)}
         expected = reference([x.clone() for x in inputs])
-        actual = session.run(None, feed)
+        try:
+            actual = session.run(None, feed)
+        except Exception as exc:  # onnxruntime's own exception types
+            shapes = ", ".join(f"{name} {list(x.shape)}" for name, x in feed.items())
+            raise ValidationError(f"onnxruntime failed to run the model at batch size {batch_size} ({shapes}): "
+                                  f"{_first_line(exc)}") from None
         if len(expected) != len(actual):
             raise ValidationError(f"the ONNX model has {len(actual)} outputs, the reference {len(expected)}")
         for name, a, e in zip(output_names, actual, expected):

@@ -84,11 +84,42 @@ def load_spec(spec: str) -> LoadedSpec:
     return LoadedSpec(model, example if callable(example) else None, module)
 
 
-def safe_load(path: str | Path, what: str = "weights") -> Any:
-    """`torch.load(weights_only=True)` with clear errors for missing, truncated or unsafe files."""
+#: Largest uncompressed size a weights or alphas archive may declare when no model says what to expect.
+MAX_ARCHIVE_BYTES = 1 << 30
+
+
+def check_archive_size(path: Path, limit: int, what: str) -> None:
+    """Refuse a torch.save zip archive whose entries declare more than `limit` bytes in all.
+
+    The sizes come from the archive's central directory, read without inflating anything, so a small
+    file that would inflate to gigabytes (a decompression bomb) is refused before it is read.
+    """
+    if not zipfile.is_zipfile(path):
+        return  # the legacy format is not compressed: its size on disk bounds what it holds
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise WeightsError(f"cannot read {what} file {str(path)!r}: it is not a valid torch.save archive "
+                           f"({type(exc).__name__}: {exc}); save it again with torch.save") from None
+    if declared > limit:
+        raise WeightsError(f"refused to load {what} file {str(path)!r}: its archive declares {declared:,} bytes "
+                           f"uncompressed, more than the {limit:,} this load allows (the file is "
+                           f"{path.stat().st_size:,} bytes); save only what is needed, e.g. "
+                           "torch.save(model.state_dict(), path)")
+
+
+def safe_load(path: str | Path, what: str = "weights", max_bytes: int | None = None) -> Any:
+    """`torch.load(weights_only=True)` with clear errors for missing, truncated, oversized or unsafe files.
+
+    `max_bytes` (default `MAX_ARCHIVE_BYTES`) bounds the archive's declared uncompressed size (`check_archive_size`).
+    """
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{what} file {str(path)!r} is a directory; give the file saved with torch.save")
     if not path.is_file():
         raise WeightsError(f"{what} file {str(path)!r} does not exist; check the path")
+    check_archive_size(path, MAX_ARCHIVE_BYTES if max_bytes is None else max_bytes, what)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -96,7 +127,7 @@ def safe_load(path: str | Path, what: str = "weights") -> Any:
         raise WeightsError(
             f"refused to load {what} file {str(path)!r}: it holds pickled objects other than tensors, which could "
             f"run code ({first}). Save a plain state dict (torch.save(model.state_dict(), ...)).") from None
-    except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as exc:
+    except Exception as exc:  # torch.load fails on garbage in many ways (KeyError, EOFError, RuntimeError, ...)
         raise WeightsError(f"cannot read {what} file {str(path)!r}: it is truncated or not a torch.save file "
                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); save it again "
                            "with torch.save") from None
@@ -113,9 +144,14 @@ def state_dict_of(obj: Any, path: str | Path) -> Mapping[str, torch.Tensor]:
 
 
 def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a state dict into `model`, refusing missing, unexpected or mis-shaped entries."""
-    state = state_dict_of(safe_load(path), path)
+    """Load a state dict into `model`, refusing missing, unexpected or mis-shaped entries.
+
+    The archive may declare at most four times the model's own tensors (a checkpoint with optimizer
+    state fits) plus 64 MiB before anything is read.
+    """
     expected = model.state_dict()
+    expected_bytes = sum(t.numel() * t.element_size() for t in expected.values())
+    state = state_dict_of(safe_load(path, max_bytes=4 * expected_bytes + (64 << 20)), path)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:

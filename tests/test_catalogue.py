@@ -15,9 +15,12 @@ own exit code, and leaves no output file behind.
 | an input shape that does not fit the model | 9 | test_bad_options |
 | a SPEC that does not exist or has no build() | 3 | test_bad_specs |
 | weights: not a state dict, truncated, pickled code (refused, never run), missing/unexpected keys | 4 | test_bad_weights_exit_4 |
+| weights or alphas: a text file, a directory, a zip archive declaring more than it may inflate to (checked before reading) | 4 | test_unreadable_or_oversized_weights_and_alphas_exit_4 |
 | an output path in a missing or read-only directory, under a file, onto a directory | 10 | test_bad_output_paths, test_read_only_directory |
 | a file system that fails while writing (read-only mount, full disk, I/O error) | 10 | test_output_on_a_failing_file_system, test_a_failing_move_leaves_no_file |
 | validation beyond tolerance | 11 | test_validation_failure_exits_11_and_writes_nothing |
+| `--static-batch --validate --batch-sizes` other than the fixed batch (without `--batch-sizes`, the fixed batch is validated) | 2 | test_validation_runs.py |
+| a model onnxruntime cannot load or run (a float64 Conv): a validation failure, not a device error | 11 | test_validation_runs.py |
 | a flag out of range: --opset outside 14..21, --atol/--rtol/--near-tie negative or not finite, `export --name` without `--format genotype` | 2 | test_bad_flags_are_usage_errors |
 """
 
@@ -322,6 +325,42 @@ def test_bad_weights_exit_4(tmp_path, kind, message):
     assert not marker.exists(), "the pickled payload was executed"
     assert not (tmp_path / "m.onnx").exists()
 
+
+
+def _zip_bomb(path, state, inflated: int) -> None:
+    """A torch.save archive plus one deflated entry of `inflated` zero bytes (a few hundred KB on disk)."""
+    import zipfile
+
+    torch.save(state, path)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        prefix = archive.namelist()[0].split("/")[0]
+        archive.writestr(f"{prefix}/data/bomb", bytes(inflated))
+
+
+@pytest.mark.parametrize("flag, kind, message", [
+    ("--weights", "text", r"cannot read weights file .*: it is truncated or not a torch.save file \(KeyError"),
+    ("--alphas", "text", r"cannot read alphas file .*: it is truncated or not a torch.save file \(KeyError"),
+    ("--weights", "directory", r"weights file .* is a directory"),
+    ("--alphas", "directory", r"alphas file .* is a directory"),
+    ("--weights", "bomb", r"refused to load weights file .*: its archive declares 10\d,[\d,]+ bytes uncompressed, "
+                          r"more than the \d[\d,]* this load allows"),
+    ("--alphas", "bomb", r"refused to load alphas file .*: its archive declares 10\d,[\d,]+ bytes uncompressed"),
+])
+def test_unreadable_or_oversized_weights_and_alphas_exit_4(tmp_path, capsys, monkeypatch, flag, kind, message):
+    from nascompile import spec
+
+    path = tmp_path / "w.pt"
+    if kind == "text":
+        path.write_text("hello\n")
+    elif kind == "directory":
+        path.mkdir()
+    else:  # weights may declare 4x the model's tensors + 64 MiB; alphas MAX_ARCHIVE_BYTES (lowered here)
+        monkeypatch.setattr(spec, "MAX_ARCHIVE_BYTES", 1 << 20)
+        _zip_bomb(path, _nb201_state(tmp_path), 100 << 20)
+    code = cli.main(["compile", str(EXAMPLES / "nb201_cell.py"), "-o", str(tmp_path / "m.onnx"), flag, str(path), "-q"])
+    assert code == 4
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "m.onnx").exists()
 
 
 @pytest.mark.parametrize("args, code, message", [
