@@ -102,12 +102,19 @@ def compare(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float) 
     if actual.shape != expected.shape:
         return float("inf"), float("inf"), False
     a, e = actual.astype(np.float64), expected.astype(np.float64)
-    diff = np.abs(a - e)
-    if diff.size == 0:
+    if a.size == 0:
         return 0.0, 0.0, True
-    rel = diff / np.maximum(np.abs(e), np.finfo(np.float32).tiny)
-    ok = bool(np.all(diff <= atol + rtol * np.abs(e)) and np.array_equal(np.isnan(a), np.isnan(e)))
-    return float(np.nanmax(diff)), float(np.nanmax(rel)), ok
+    same = (a == e) | (np.isnan(a) & np.isnan(e))  # equal infinities, NaN in the same places: no error
+    with np.errstate(invalid="ignore"):
+        diff = np.where(same, 0.0, np.abs(a - e))  # NaN against a number stays NaN: never within tolerance
+    rel = diff / np.maximum(np.abs(np.nan_to_num(e)), np.finfo(np.float32).tiny)
+    ok = bool(np.all(same | (np.isfinite(a) & np.isfinite(e) & (diff <= atol + rtol * np.abs(e)))))
+    return _largest(diff), _largest(rel), ok
+
+
+def _largest(errors: np.ndarray) -> float:
+    """The largest error; NaN when any is NaN (a NaN against a number)."""
+    return float("nan") if np.isnan(errors).any() else float(errors.max())
 
 
 def random_inputs(example_inputs: Sequence[torch.Tensor], batch_size: int, seed: int) -> list[torch.Tensor]:

@@ -21,6 +21,7 @@ own exit code, and leaves no output file behind.
 | validation beyond tolerance | 11 | test_validation_failure_exits_11_and_writes_nothing |
 | `--static-batch --validate --batch-sizes` other than the fixed batch (without `--batch-sizes`, the fixed batch is validated) | 2 | test_validation_runs.py |
 | a model onnxruntime cannot load or run (a float64 Conv): a validation failure, not a device error | 11 | test_validation_runs.py |
+| NaN or infinite weights in the discrete network (named; refused before writing, with or without --validate) | 4 | test_non_finite_weights_are_refused_naming_the_tensor |
 | a flag out of range: --opset outside 14..21, --atol/--rtol/--near-tie negative or not finite, `export --name` without `--format genotype` | 2 | test_bad_flags_are_usage_errors |
 """
 
@@ -360,6 +361,36 @@ def test_unreadable_or_oversized_weights_and_alphas_exit_4(tmp_path, capsys, mon
     code = cli.main(["compile", str(EXAMPLES / "nb201_cell.py"), "-o", str(tmp_path / "m.onnx"), flag, str(path), "-q"])
     assert code == 4
     assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("value", ["math.nan", "math.inf"])
+def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path, capsys, value):
+    spec = write_spec(tmp_path, f"""
+        import math, torch
+        from nascompile import nn as nc
+
+        class Net(nc.Supernet):
+            def __init__(self):
+                super().__init__()
+                self.a = nc.LayerChoice({{"relu": torch.nn.ReLU(), "skip": torch.nn.Identity()}}, label="a")
+                self.lin = torch.nn.Linear(4, 4)
+
+            def forward(self, x):
+                return self.lin(self.a(x))
+
+        def build():
+            net = Net()
+            net.lin.weight.data[1, 2] = {value}
+            return net
+
+        def example_inputs():
+            return (torch.randn(1, 4),)
+        """)
+    code = cli.main(["compile", spec, "-o", str(tmp_path / "m.onnx"), "-q"])
+    assert code == 4
+    assert "weight 'lin.weight' (of linear) holds 1 non-finite value(s) (NaN or inf; the first at index [1, 2])" \
+        in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
 
 

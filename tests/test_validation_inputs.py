@@ -40,3 +40,15 @@ def test_a_reference_that_mutates_its_input_does_not_fail_a_right_file():
 
     report = validate_session(session, reference, (torch.randn(1, 8),), batch_sizes=(1, 3))
     assert report.passed and report.max_abs == 0.0
+
+
+def test_compare_accepts_nan_and_infinities_in_the_same_places_only():
+    import numpy as np
+
+    from nascompile.runtime import compare
+
+    e = np.array([1.0, np.nan, np.inf, -np.inf], dtype=np.float32)
+    assert compare(e.copy(), e, 1e-4, 1e-3) == (0.0, 0.0, True)
+    for bad in ([1.0, 0.0, np.inf, -np.inf], [1.0, np.nan, -np.inf, -np.inf], [np.nan, np.nan, np.inf, -np.inf]):
+        assert compare(np.array(bad, dtype=np.float32), e, 1e-4, 1e-3)[2] is False
+    assert compare(np.array([1.5], np.float32), np.array([1.0], np.float32), 1e-4, 1e-3)[:2] == (0.5, 0.5)

@@ -17,7 +17,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from ..errors import LoweringError
+from ..errors import LoweringError, WeightsError
 from ..ir.graph import Graph
 from ..ir.text import DTYPES_BY_NAME
 from ..opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
@@ -86,6 +86,7 @@ class Emitter:
         cache_key = (tensor_key(tensor), transposed)
         if cache_key not in self._tensor_names:
             base = f"{self.where(node) if transposed else self.graph.meta(node).get('source') or node}.{key}"
+            check_finite(tensor, f"{self.where(node)}.{key}", self.graph.op(node))
             array = _to_numpy(tensor).T if transposed else _to_numpy(tensor)
             self._tensor_names[cache_key] = (self.initializer(base + ("_t" if transposed else ""), array), tensor)
         return self._tensor_names[cache_key][0]
@@ -135,6 +136,17 @@ class Emitter:
     def emit(self, node: str, op_type: str, inputs: list[str], **attrs: Any) -> str:
         """Lower `node` to a single ONNX node whose output is the node's value."""
         return self.add(op_type, inputs, node, **attrs)[0]
+
+
+def check_finite(tensor: torch.Tensor, name: str, op: str) -> None:
+    """Refuse a weight holding NaN or infinity: the file would compute NaN, and validation could not say why."""
+    if tensor.is_floating_point() or tensor.is_complex():
+        bad = ~torch.isfinite(tensor.detach())
+        if bad.any():
+            first = [int(i) for i in bad.nonzero()[0]]
+            raise WeightsError(f"weight {name!r} (of {op}) holds {int(bad.sum())} non-finite value(s) (NaN or inf; "
+                               f"the first at index {first}); the supernet's weights are broken (a diverged search?): "
+                               "load a good checkpoint with --weights")
 
 
 def tensor_key(tensor: torch.Tensor) -> tuple:
