@@ -23,8 +23,8 @@ import traceback
 from collections.abc import Sequence
 
 from . import commands, compile_command
-from .errors import INTERNAL_ERROR_EXIT_CODE, NascompileError
-from .options import progress_for
+from .errors import INTERNAL_ERROR_EXIT_CODE, NascompileError, SpecError
+from .options import progress_for, where_raised
 from .progress import JsonLog
 from .version import __version__
 
@@ -60,6 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NascompileError as exc:
         _report_error(args, exc.kind, str(exc), exc.exit_code)
         return exc.exit_code
+    except SystemExit as exc:  # parsing is over: only the SPEC's code (sys.exit, quit, exit) raises it here
+        error = SpecError(f"the SPEC's code exited (sys.exit, exit or quit; code {exc.code!r}){where_raised(exc)}; "
+                          "a SPEC must not end nascompile: return the supernet from build(), raise an exception "
+                          "on errors")
+        _report_error(args, error.kind, str(error), error.exit_code)
+        return error.exit_code
     except KeyboardInterrupt:
         _report_error(args, "interrupted", "", 130)
         return 130

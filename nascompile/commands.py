@@ -16,7 +16,7 @@ import argparse
 import json
 
 from .errors import ModelFileError, PipelineError, RenderError, UsageError
-from .options import add_model_arguments, compile_from_args, pipeline_of, progress_for
+from .options import add_model_arguments, compile_from_args, pipeline_of, progress_for, spec_output_to_stderr
 
 EXPORT_FORMATS = ("nni", "genotype", "json")
 
@@ -72,7 +72,8 @@ def run_report(args: argparse.Namespace) -> int:
 
     result = compile_from_args(args, warn_ties=False)  # the report lists them
     with stage(progress_for(args), "report", "analyze") as detail:
-        report = build_report(result, near_tie=args.near_tie, costs=not args.no_costs)
+        with spec_output_to_stderr():  # the costs run the supernet's forward
+            report = build_report(result, near_tie=args.near_tie, costs=not args.no_costs)
         if report["totals"]:
             detail.append(f"{report['totals']['supernet']['macs'] / 1e6:,.1f} M -> "
                           f"{report['totals']['discrete']['macs'] / 1e6:,.1f} M MACs")

@@ -6,7 +6,7 @@ import argparse
 import time
 
 from .errors import InputShapeError
-from .options import add_model_arguments, compile_from_args, opset, progress_for, tolerance
+from .options import add_model_arguments, compile_from_args, opset, progress_for, spec_output_to_stderr, tolerance
 from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
 
@@ -61,9 +61,11 @@ def run_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     sizes = batch_sizes(args.batch_sizes) if args.batch_sizes is not None else None
     result = compile_from_args(args)
-    report = result.save(args.output, decisions_path=args.decisions, validate=args.device if args.validate else None,
-                         opset=args.opset, dynamic_batch=not args.static_batch, batch_sizes=sizes,
-                         atol=args.atol, rtol=args.rtol, progress=progress_for(args))
+    with spec_output_to_stderr():  # validation runs the supernet's forward
+        report = result.save(args.output, decisions_path=args.decisions,
+                             validate=args.device if args.validate else None, opset=args.opset,
+                             dynamic_batch=not args.static_batch, batch_sizes=sizes, atol=args.atol, rtol=args.rtol,
+                             progress=progress_for(args))
     if not args.quiet:
         _print_summary(result, report, time.perf_counter() - start)
     return 0

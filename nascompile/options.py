@@ -14,11 +14,12 @@ every parser without them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 
 from .decisions import NEAR_TIE
-from .errors import InputShapeError
+from .errors import InputShapeError, NascompileError, SpecError
 from .opsets import MAX_OPSET, MIN_OPSET
 
 
@@ -116,7 +117,34 @@ def example_inputs_of(args: argparse.Namespace, loaded) -> tuple:
         raise InputShapeError(f"SPEC {args.spec!r} defines no example_inputs(); pass --input-shape, e.g. 1,3,32,32")
     from .compiler import as_input_tuple
 
-    return as_input_tuple(loaded.example_inputs())
+    try:
+        example = loaded.example_inputs()
+    except NascompileError:
+        raise
+    except Exception as exc:
+        raise SpecError(f"example_inputs() of SPEC {args.spec!r} raised {type(exc).__name__}: {exc}{where_raised(exc)}; "
+                        "fix it, or pass --input-shape instead") from None
+    return as_input_tuple(example)
+
+
+def where_raised(exc: BaseException) -> str:
+    """` at FILE:LINE in FUNCTION`: the innermost Python frame of `exc`'s traceback (the user's line)."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        if "_sitebuiltins" not in tb.tb_frame.f_code.co_filename:  # quit() and exit() live there
+            frames.append(tb)
+        tb = tb.tb_next
+    if not frames:
+        return ""
+    code = frames[-1].tb_frame.f_code
+    return f" at {code.co_filename}:{frames[-1].tb_lineno} in {code.co_name}()"
+
+
+def spec_output_to_stderr():
+    """While the SPEC's code runs (import, build(), example_inputs(), forward), its print() goes to stderr:
+    stdout carries only nascompile's results (`report --json`, `export`)."""
+    return contextlib.redirect_stdout(sys.stderr)
 
 
 def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_ir=None, warn_ties: bool = True):
@@ -129,11 +157,12 @@ def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_
     from .frontend import load_alphas
     from .spec import load_spec, load_weights
 
-    loaded = load_spec(args.spec)
-    if args.weights:
-        load_weights(loaded.model, args.weights)
-    arch_params = load_alphas(args.alphas) if args.alphas else None
-    inputs = example_inputs_of(args, loaded)
+    with spec_output_to_stderr():
+        loaded = load_spec(args.spec)
+        if args.weights:
+            load_weights(loaded.model, args.weights)
+        arch_params = load_alphas(args.alphas) if args.alphas else None
+        inputs = example_inputs_of(args, loaded)
     print_after = set(args.print_after or ())
 
     def print_ir(pass_name: str, text: str) -> None:
@@ -145,10 +174,11 @@ def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_
         if on_ir is not None and pass_name == ir_after:
             on_ir(pass_name, text)
 
-    result = compile_model(loaded.model, inputs, pipeline=pipeline_of(args), max_final_edges=args.max_final_edges,
-                           rank=args.rank, verify_each=args.verify_each,
-                           print_after=print_after | ({ir_after} if ir_after else set()), printer=print_ir,
-                           arch_params=arch_params, progress=progress_for(args), near_tie=args.near_tie)
+    with spec_output_to_stderr():
+        result = compile_model(loaded.model, inputs, pipeline=pipeline_of(args), max_final_edges=args.max_final_edges,
+                               rank=args.rank, verify_each=args.verify_each,
+                               print_after=print_after | ({ir_after} if ir_after else set()), printer=print_ir,
+                               arch_params=arch_params, progress=progress_for(args), near_tie=args.near_tie)
     ties = result.choices.ties() + result.choices.near_ties() if warn_ties else []
     for warning in result.warnings + ties:
         warn(args, warning)

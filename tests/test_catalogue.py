@@ -22,6 +22,8 @@ own exit code, and leaves no output file behind.
 | `--static-batch --validate --batch-sizes` other than the fixed batch (without `--batch-sizes`, the fixed batch is validated) | 2 | test_validation_runs.py |
 | a model onnxruntime cannot load or run (a float64 Conv): a validation failure, not a device error | 11 | test_validation_runs.py |
 | NaN or infinite weights in the discrete network (named; refused before writing, with or without --validate) | 4 | test_non_finite_weights_are_refused_naming_the_tensor |
+| a SPEC that calls sys.exit/exit/quit (import, build(), forward, example_inputs()) or whose example_inputs() raises | 3 | test_a_spec_that_exits_or_raises_is_a_spec_error_naming_the_line |
+| print() in a SPEC: goes to stderr, never into `report --json` or `export` output | 0 | test_the_specs_prints_go_to_stderr_not_into_results |
 | a flag out of range: --opset outside 14..21, --atol/--rtol/--near-tie negative or not finite, `export --name` without `--format genotype` | 2 | test_bad_flags_are_usage_errors |
 """
 
@@ -362,6 +364,67 @@ def test_unreadable_or_oversized_weights_and_alphas_exit_4(tmp_path, capsys, mon
     assert code == 4
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "m.onnx").exists()
+
+
+CHATTY_SPEC = """
+import sys, torch
+from nascompile import nn as nc
+print("spec: imported")
+IMPORT
+
+class Net(nc.Supernet):
+    def __init__(self):
+        super().__init__()
+        self.a = nc.LayerChoice({"relu": torch.nn.ReLU(), "skip": torch.nn.Identity()}, label="a")
+
+    def forward(self, x):
+        print("spec: forward")
+        FORWARD
+        return self.a(x)
+
+def build():
+    print("spec: build")
+    BUILD
+    return Net()
+
+def example_inputs():
+    EXAMPLE
+    return (torch.randn(1, 4),)
+"""
+
+
+def chatty_spec(tmp_path, **code: str) -> str:
+    text = CHATTY_SPEC
+    for place in ("IMPORT", "FORWARD", "BUILD", "EXAMPLE"):
+        text = text.replace(place, code.get(place.lower(), "pass"))
+    return write_spec(tmp_path, text)
+
+
+@pytest.mark.parametrize("place, code, where", [
+    ("import", "quit()", "in <module>()"), ("build", "sys.exit(0)", "in build()"),
+    ("forward", "sys.exit(0)", "in forward()"), ("example", "exit(1)", "in example_inputs()"),
+    ("example", "raise OSError('no data')", "raised OSError: no data at "),
+])
+def test_a_spec_that_exits_or_raises_is_a_spec_error_naming_the_line(tmp_path, capsys, place, code, where):
+    spec = chatty_spec(tmp_path, **{place: code})
+    assert cli.main(["compile", spec, "-o", str(tmp_path / "m.onnx"), "-q"]) == 3
+    err = capsys.readouterr().err
+    assert f"{spec}:" in err and where in err, err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("args", [["report", "--json"], ["export"], ["export", "--format", "nni"],
+                                  ["compile", "-o", "m.onnx", "--validate", "-q"]])
+def test_the_specs_prints_go_to_stderr_not_into_results(tmp_path, capsys, monkeypatch, args):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    command, *rest = args
+    assert cli.main([command, chatty_spec(tmp_path), *rest]) == 0
+    captured = capsys.readouterr()
+    assert "spec: forward" in captured.err and "spec: build" in captured.err and "spec:" not in captured.out
+    if command != "compile":
+        json.loads(captured.out)
 
 
 @pytest.mark.parametrize("value", ["math.nan", "math.inf"])
