@@ -16,6 +16,7 @@ import argparse
 import json
 
 from .errors import ModelFileError, PipelineError, RenderError, UsageError
+from .files import STDOUT
 from .options import add_model_arguments, compile_from_args, pipeline_of, progress_for, spec_output_to_stderr
 
 EXPORT_FORMATS = ("nni", "genotype", "json")
@@ -47,7 +48,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="nni: NNI's exported-architecture JSON; genotype: DARTS's Genotype text; json: the versioned "
                         "architecture description with its sha256 (default)")
     p.add_argument("--name", help="with --format genotype: write `NAME = Genotype(...)`, as in DARTS's genotypes.py")
-    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.add_argument("-o", "--output", help="file to write (default and '-': stdout)")
     p.set_defaults(run=run_export)
 
     p = sub.add_parser("inspect", help="print the decisions and architecture hash stored in an emitted ONNX file")
@@ -134,7 +135,7 @@ def run_export(args: argparse.Namespace) -> int:
     else:
         text = result.to_json() + "\n"
     _emit(text, args.output)
-    if args.output and not args.quiet:
+    if args.output and args.output != STDOUT and not args.quiet:
         print(f"wrote {args.output}")
     return 0
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from .errors import InputShapeError
+from .files import STDOUT
 from .options import add_model_arguments, compile_from_args, opset, progress_for, spec_output_to_stderr, tolerance
 from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
@@ -14,7 +16,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compile", help="compile a supernet to a discrete ONNX model",
                        description="Lift SPEC, apply the search's decisions, emit ONNX and optionally validate it.")
     add_model_arguments(p)
-    p.add_argument("-o", "--output", required=True, help="where to write the ONNX model")
+    p.add_argument("-o", "--output", required=True,
+                   help="where to write the ONNX model ('-': stdout; a device or FIFO is written through)")
     p.add_argument("--validate", action="store_true", help="compare onnxruntime with the PyTorch reference; "
                    "the file is only written if it matches")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for validation (default cpu)")
@@ -38,23 +41,21 @@ def batch_sizes(text: str) -> list[int]:
     return sizes
 
 
-def _print_summary(result, report, seconds: float) -> None:
+def _print_summary(result, report, seconds: float, file) -> None:
     from .costs import count_params, ir_ops
     from .report import format_decisions
 
     decisions = result.decisions
-    print(f"decisions ({len(decisions)} choices):")
-    print("\n".join(format_decisions(decisions)))
-    print(f"supernet: {result.lifted_ops} IR nodes ({result.lifted_choices} choices), {result.lifted_params:,} params")
-    print(f"discrete: {ir_ops(result.graph)} ops, {count_params(result.graph):,} params")
+    lines = [f"decisions ({len(decisions)} choices):", *format_decisions(decisions),
+             f"supernet: {result.lifted_ops} IR nodes ({result.lifted_choices} choices), {result.lifted_params:,} params",
+             f"discrete: {ir_ops(result.graph)} ops, {count_params(result.graph):,} params"]
     if result.genotype is not None:
-        print(f"genotype: {result.genotype}")
+        lines.append(f"genotype: {result.genotype}")
     if report.validation is not None:
-        print(report.validation.summary())
-    for path in report.files:
-        print(f"wrote {path}")
-    print(f"architecture sha256: {result.sha256}")
-    print(f"done in {seconds:.2f} s")
+        lines.append(report.validation.summary())
+    lines += [f"wrote {path}" for path in report.files]
+    lines += [f"architecture sha256: {result.sha256}", f"done in {seconds:.2f} s"]
+    print("\n".join(lines), file=file)
 
 
 def run_compile(args: argparse.Namespace) -> int:
@@ -66,6 +67,6 @@ def run_compile(args: argparse.Namespace) -> int:
                              validate=args.device if args.validate else None, opset=args.opset,
                              dynamic_batch=not args.static_batch, batch_sizes=sizes, atol=args.atol, rtol=args.rtol,
                              progress=progress_for(args))
-    if not args.quiet:
-        _print_summary(result, report, time.perf_counter() - start)
+    if not args.quiet:  # the summary is a result (stdout), unless the model itself went to stdout (-o -)
+        _print_summary(result, report, time.perf_counter() - start, sys.stderr if args.output == STDOUT else sys.stdout)
     return 0

@@ -14,7 +14,6 @@ every parser without them.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import sys
 
@@ -144,7 +143,9 @@ def where_raised(exc: BaseException) -> str:
 def spec_output_to_stderr():
     """While the SPEC's code runs (import, build(), example_inputs(), forward), its print() goes to stderr:
     stdout carries only nascompile's results (`report --json`, `export`)."""
-    return contextlib.redirect_stdout(sys.stderr)
+    from .files import stdout_to_stderr
+
+    return stdout_to_stderr()
 
 
 def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_ir=None, warn_ties: bool = True):

@@ -28,11 +28,11 @@ def example(name: str):
 
 
 def run_cli(*args: str, cwd: str | os.PathLike | None = None, timeout: int = 300,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m nascompile ARGS` with this checkout first on the path (and `env` added)."""
+            env: dict[str, str] | None = None, text: bool = True) -> subprocess.CompletedProcess:
+    """Run `python -m nascompile ARGS` with this checkout first on the path (and `env` added; bytes unless `text`)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **(env or {}))
     return subprocess.run([sys.executable, "-m", "nascompile", *args], cwd=cwd or ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=text, timeout=timeout)
 
 
 @pytest.fixture(autouse=True)

@@ -24,6 +24,7 @@ own exit code, and leaves no output file behind.
 | NaN or infinite weights in the discrete network (named; refused before writing, with or without --validate) | 4 | test_non_finite_weights_are_refused_naming_the_tensor |
 | a SPEC that calls sys.exit/exit/quit (import, build(), forward, example_inputs()) or whose example_inputs() raises | 3 | test_a_spec_that_exits_or_raises_is_a_spec_error_naming_the_line |
 | print() in a SPEC: goes to stderr, never into `report --json` or `export` output | 0 | test_the_specs_prints_go_to_stderr_not_into_results |
+| an output path naming a directory (`-o newdir/`), or one file given as two outputs (`--decisions` = `-o`) | 10 | test_output_paths.py |
 | a flag out of range: --opset outside 14..21, --atol/--rtol/--near-tie negative or not finite, `export --name` without `--format genotype` | 2 | test_bad_flags_are_usage_errors |
 """
 

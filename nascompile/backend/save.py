@@ -8,7 +8,8 @@ from pathlib import Path
 
 import onnx
 
-from ..files import staged_outputs
+from ..errors import OutputPathError
+from ..files import final_path, is_stream, staged_outputs
 from .onnx import initializer_bytes
 
 #: Protobuf messages cannot exceed 2 GiB; weights past this size go to a side file.
@@ -29,10 +30,13 @@ def save_onnx(
     `before_commit` (validation) before anything is moved into place; if either raises, no file is
     left behind. Returns the files written.
     """
-    path = Path(path)
+    path = final_path(path)  # a symlink's target: the external data file goes beside the real model
     external = initializer_bytes(model) > external_data_threshold
     data_path = path.with_name(path.name + ".data")
     extras = {Path(p): content for p, content in (extra_files or {}).items()}
+    if external and is_stream(path):
+        raise OutputPathError(f"cannot write {str(path)!r}: the model's weights ({initializer_bytes(model):,} bytes) "
+                              "need an external data file beside it, which a stream cannot have; write to a file")
     finals = [path] + ([data_path] if external else []) + list(extras)
     with staged_outputs(*finals) as staged:
         if external:
