@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 
@@ -52,9 +54,28 @@ def _report_error(args: argparse.Namespace, kind: str, message: str, exit_code: 
     print(f"nascompile: {kind}: {message}" if message else f"nascompile: {kind}", file=sys.stderr)
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (`timeout`, CI cancellation, `docker stop`): unwind so that staging folders go."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    try:
+        return _run(args)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the subcommand; every way it can fail becomes a message on stderr and an exit code."""
     try:
         return args.run(args)
     except NascompileError as exc:
@@ -69,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _report_error(args, "interrupted", "", 130)
         return 130
+    except Terminated:
+        _report_error(args, "terminated", "stopped by SIGTERM; unfinished outputs were removed", 143)
+        return 143
     except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

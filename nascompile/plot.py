@@ -161,6 +161,10 @@ def output_format(path: str | os.PathLike) -> str | None:
     return FORMATS[suffix]
 
 
+#: Seconds `dot` may take to draw one diagram (a few cells take well under one) before it is stopped.
+DOT_TIMEOUT = 120.0
+
+
 def render(dot_text: str, path: str | os.PathLike) -> Path:
     """Write `dot_text` to `path` as the image its extension names (DOT text itself for .dot/.gv)."""
     path = Path(path)
@@ -174,8 +178,12 @@ def render(dot_text: str, path: str | os.PathLike) -> Path:
                           "graphviz (apt-get install graphviz, brew install graphviz, conda install graphviz), or "
                           "write the DOT text with -o cells.dot")
     with staged_outputs(path) as (staged,):
-        proc = subprocess.run([dot, f"-T{fmt}", "-o", str(staged)], input=dot_text, text=True,
-                              capture_output=True)
+        try:
+            proc = subprocess.run([dot, f"-T{fmt}", "-o", str(staged)], input=dot_text, text=True,
+                                  capture_output=True, timeout=DOT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise RenderError(f"Graphviz's dot did not draw {str(path)!r} within {DOT_TIMEOUT:g} s and was stopped; "
+                              "write the DOT text with -o cells.dot and render it yourself") from None
         if proc.returncode != 0 or not staged.exists():
             message = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise RenderError(f"Graphviz's dot failed to draw {str(path)!r} as {fmt}: {message}")

@@ -25,6 +25,8 @@ own exit code, and leaves no output file behind.
 | a SPEC that calls sys.exit/exit/quit (import, build(), forward, example_inputs()) or whose example_inputs() raises | 3 | test_a_spec_that_exits_or_raises_is_a_spec_error_naming_the_line |
 | print() in a SPEC: goes to stderr, never into `report --json` or `export` output | 0 | test_the_specs_prints_go_to_stderr_not_into_results |
 | an output path naming a directory (`-o newdir/`), or one file given as two outputs (`--decisions` = `-o`) | 10 | test_output_paths.py |
+| SIGTERM while compiling or validating (plain or --log-json): no staging folder, no file | 143 | test_output_paths.py |
+| Graphviz's dot hanging: stopped after `plot.DOT_TIMEOUT` seconds | 17 | test_output_paths.py |
 | a flag out of range: --opset outside 14..21, --atol/--rtol/--near-tie negative or not finite, `export --name` without `--format genotype` | 2 | test_bad_flags_are_usage_errors |
 """
 

@@ -105,3 +105,56 @@ def test_compile_to_stdout_sends_the_model_to_stdout_and_the_summary_to_stderr(t
     model = onnx.load_model_from_string(proc.stdout)
     onnx.checker.check_model(model)
     assert b"architecture sha256:" in proc.stderr and list(tmp_path.iterdir()) == []
+
+
+SIGTERM_DURING_VALIDATION = """
+import os, pathlib, signal, torch
+from nascompile import nn as nc
+
+OUT = pathlib.Path(__file__).parent / "out"
+
+class Net(nc.Supernet):
+    def __init__(self):
+        super().__init__()
+        self.a = nc.LayerChoice({"relu": torch.nn.ReLU(), "skip": torch.nn.Identity()}, label="a")
+
+    def forward(self, x):
+        if any(OUT.glob(".nascompile-*")):  # the model is staged and being validated: terminate now
+            os.kill(os.getpid(), signal.SIGTERM)
+        return self.a(x)
+
+def build():
+    return Net()
+
+def example_inputs():
+    return (torch.randn(1, 4),)
+"""
+
+
+@pytest.mark.parametrize("log_json", [False, True])
+def test_sigterm_while_validating_leaves_no_staging_folder_and_no_file(tmp_path, log_json):
+    (tmp_path / "spec.py").write_text(SIGTERM_DURING_VALIDATION)
+    (tmp_path / "out").mkdir()
+    proc = run_cli("compile", str(tmp_path / "spec.py"), "-o", str(tmp_path / "out" / "m.onnx"), "--validate",
+                   *(["--log-json"] if log_json else []))
+    assert proc.returncode == 143, proc.stderr
+    assert list((tmp_path / "out").iterdir()) == []
+    last = proc.stderr.strip().splitlines()[-1]
+    assert ('"kind": "terminated"' if log_json else "nascompile: terminated: stopped by SIGTERM") in last
+
+
+def test_a_dot_that_hangs_is_stopped_and_leaves_nothing(tmp_path, monkeypatch):
+    import shutil
+
+    from nascompile import plot
+    from nascompile.errors import RenderError
+
+    hanging = tmp_path / "dot"
+    hanging.write_text("#!/bin/sh\nexec sleep 30\n")
+    hanging.chmod(0o755)
+    monkeypatch.setattr(shutil, "which", lambda name: str(hanging))
+    monkeypatch.setattr(plot, "DOT_TIMEOUT", 0.5)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(RenderError, match="did not draw .* within 0.5 s and was stopped"):
+        plot.render("digraph { a -> b }", tmp_path / "out" / "cells.svg")
+    assert list((tmp_path / "out").iterdir()) == []
