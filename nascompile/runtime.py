@@ -23,8 +23,11 @@ PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", 
 
 def make_session(model: str | os.PathLike | bytes, device: str = "cpu", threads: int | None = None):
     """An onnxruntime session on `device` ("cpu" or "cuda"), checked to really run there."""
-    import onnxruntime as ort
-
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise DeviceError("onnxruntime is not installed; install nascompile with the `cpu` extra "
+                          "(pip install 'nascompile[cpu]') for CPU validation, or `gpu` for CUDA") from None
     if device not in PROVIDERS:
         raise DeviceError(f"unknown device {device!r}; use cpu or cuda")
     options = ort.SessionOptions()
@@ -41,10 +44,22 @@ def make_session(model: str | os.PathLike | bytes, device: str = "cpu", threads:
                               f"{_first_line(exc)}; the file passed the ONNX checker, so this onnxruntime lacks "
                               "what it needs (try another --opset, a float32 model, or a newer onnxruntime)") from None
     if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
-        raise DeviceError(
-            "CUDA was requested but the onnxruntime session runs on " + ", ".join(session.get_providers()) +
-            "; install onnxruntime-gpu (pip install 'nascompile[gpu]') with a matching CUDA, or use --device cpu")
+        hint = "install onnxruntime-gpu (pip install 'nascompile[gpu]') with a matching CUDA, or use --device cpu"
+        if len(onnxruntime_packages()) > 1:
+            hint = (f"{' and '.join(onnxruntime_packages())} are both installed and share one module, so the CPU "
+                    "build may hide CUDA: pip uninstall onnxruntime, then reinstall onnxruntime-gpu")
+        raise DeviceError(f"CUDA was requested but the onnxruntime session runs on "
+                          f"{', '.join(session.get_providers())}; {hint}")
     return session
+
+
+def onnxruntime_packages() -> list[str]:
+    """The installed distributions that provide the `onnxruntime` module (one is right, two clash)."""
+    from importlib import metadata
+
+    names = {dist.metadata["Name"].lower() for dist in metadata.distributions()
+             if (dist.metadata["Name"] or "").lower().startswith("onnxruntime")}
+    return sorted(names & {"onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"})
 
 
 def _first_line(exc: BaseException) -> str:
