@@ -140,27 +140,50 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def printable(text: str) -> str:
+    """`text` with control characters (terminal escape sequences included) shown as escapes, not sent raw."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def run_inspect(args: argparse.Namespace) -> int:
     from .export import read_onnx_metadata
-    from .report import format_decisions
+    from .report import format_decisions, layer_choices_first
 
     stored = read_onnx_metadata(args.model)
-    if args.json:
+    if args.json:  # json.dumps escapes every control character itself
         print(json.dumps(stored.to_dict(), indent=2))
         return 0
+    lines = [f"{stored.path}: written by nascompile {stored.version or '?'}", f"pipeline: {stored.pipeline or '?'}"]
+    if stored.description is None:
+        lines.append("architecture: not stored (the file predates architecture descriptions)")
+    else:
+        check = ("matches the stored description; the graph and weights are not covered by it" if stored.hash_ok
+                 else "DOES NOT MATCH the stored description")
+        lines.append(f"architecture sha256: {stored.sha256} ({check})")
+        lines.append(f"cells: {len(stored.description.get('cells', []))}")
+        if stored.description.get("genotype"):
+            lines.append(f"genotype: {stored.description['genotype']}")
+    lines.append(f"decisions ({len(stored.decisions)} choices):")
+    lines += format_decisions(layer_choices_first(stored.decisions))
+    print("\n".join(printable(line) for line in lines))
+    if stored.hash_ok is False:
+        raise ModelFileError(f"{printable(stored.path)!r}: the stored architecture hash does not match the stored "
+                             "description; the metadata was changed after nascompile wrote it")
+    return 0
     print(f"{stored.path}: written by nascompile {stored.version or '?'}")
     print(f"pipeline: {stored.pipeline or '?'}")
     if stored.description is None:
         print("architecture: not stored (the file predates architecture descriptions)")
     else:
-        check = "matches the stored description" if stored.hash_ok else "DOES NOT MATCH the stored description"
+        check = ("matches the stored description; the graph and weights are not covered by it" if stored.hash_ok
+                 else "DOES NOT MATCH the stored description")
         print(f"architecture sha256: {stored.sha256} ({check})")
         cells = stored.description.get("cells", [])
         print(f"cells: {len(cells)}")
         if stored.description.get("genotype"):
             print(f"genotype: {stored.description['genotype']}")
     print(f"decisions ({len(stored.decisions)} choices):")
-    print("\n".join(format_decisions(stored.decisions)))
+    print("\n".join(format_decisions(layer_choices_first(stored.decisions))))
     if stored.hash_ok is False:
         raise ModelFileError(f"{stored.path!r}: the stored architecture hash does not match the stored description; "
                              "the metadata was changed after nascompile wrote it")

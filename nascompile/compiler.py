@@ -84,6 +84,10 @@ class CompileResult:
     timings: dict[str, float] = field(default_factory=dict)
     architecture: Any = None  # arch.Architecture: the derived cells (recorded by `expand`)
 
+    def __repr__(self) -> str:  # the generated one would print the whole supernet and both graphs
+        return (f"<CompileResult of {type(self.model).__name__}: {len(self.decisions)} decisions, "
+                f"{ir_ops(self.graph)} IR ops, architecture sha256 {self.sha256[:12]}...>")
+
     @property
     def decisions(self) -> dict[str, Any]:
         return self.choices.to_nni()

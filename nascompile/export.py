@@ -24,6 +24,7 @@ from typing import Any
 
 from .arch import Architecture, Cell
 from .errors import ExportError, ModelFileError
+from .jsonio import loads_strict
 
 FORMAT = "nascompile-architecture"
 FORMAT_VERSION = 1
@@ -126,6 +127,22 @@ class StoredArchitecture:
                 "architecture": self.description}
 
 
+def _check_metadata_types(path: Path, decisions: Any, description: Any) -> None:
+    """ModelFileError unless the decisions map labels to an op or a list of labels, and the description is
+    an object whose cells are a list (what `inspect` reads)."""
+    def is_decision(value: Any) -> bool:
+        return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+    if not isinstance(decisions, dict) or not all(is_decision(v) for v in decisions.values()):
+        raise ModelFileError(f"{str(path)!r}: the stored decisions are malformed (expected an object of label -> "
+                             "op name or list of labels); the metadata was not written by nascompile or was changed")
+    if description is not None and not (isinstance(description, dict) and
+                                        isinstance(description.get("cells", []), list) and
+                                        isinstance(description.get("genotype"), (str, type(None)))):
+        raise ModelFileError(f"{str(path)!r}: the stored architecture description is malformed (expected an "
+                             "object with a list of cells); the metadata was not written by nascompile or was changed")
+
+
 def read_onnx_metadata(path: str | os.PathLike) -> StoredArchitecture:
     """Read the nascompile metadata of the ONNX file at `path` (its weights are not loaded).
 
@@ -149,10 +166,11 @@ def read_onnx_metadata(path: str | os.PathLike) -> StoredArchitecture:
         raise ModelFileError(f"{str(path)!r} is an ONNX model without nascompile metadata (no "
                              f"{KEY_DECISIONS!r} in its metadata_props); was it written by nascompile?")
     try:
-        decisions = json.loads(props[KEY_DECISIONS])
-        description = json.loads(props[KEY_ARCHITECTURE]) if KEY_ARCHITECTURE in props else None
-    except json.JSONDecodeError as exc:
+        decisions = loads_strict(props[KEY_DECISIONS])
+        description = loads_strict(props[KEY_ARCHITECTURE]) if KEY_ARCHITECTURE in props else None
+    except ValueError as exc:
         raise ModelFileError(f"{str(path)!r}: nascompile metadata is not valid JSON ({exc})") from None
+    _check_metadata_types(path, decisions, description)
     sha256 = props.get(KEY_SHA256)
     hash_ok = None if description is None or sha256 is None else content_hash(description) == sha256 == description.get("sha256")
     return StoredArchitecture(str(path), props.get(KEY_VERSION), props.get(KEY_PIPELINE), decisions, description,

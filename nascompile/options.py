@@ -22,6 +22,10 @@ from .errors import InputShapeError, NascompileError, SpecError
 from .opsets import MAX_OPSET, MIN_OPSET
 
 
+#: Largest example input made from --input-shape (4 GiB of float32).
+MAX_INPUT_BYTES = 1 << 32
+
+
 def tolerance(text: str) -> float:
     """A finite number >= 0 (tolerances, margins): anything else is a usage error."""
     try:
@@ -85,12 +89,14 @@ def pipeline_of(args: argparse.Namespace) -> str:
 
 
 def progress_for(args: argparse.Namespace):
-    """The progress reporter of this command (made once): JSON lines with --log-json, none with -q, else lines."""
+    """The progress reporter of this command (made once): JSON lines with --log-json (only warnings and errors
+    with -q as well), none with -q, else lines."""
     if "_progress" not in vars(args):
         from .progress import HumanProgress, JsonLog
 
-        args._progress = JsonLog() if getattr(args, "log_json", False) else \
-            None if getattr(args, "quiet", False) else HumanProgress()
+        quiet = getattr(args, "quiet", False)
+        args._progress = JsonLog(stages=not quiet) if getattr(args, "log_json", False) else \
+            None if quiet else HumanProgress()
     return args._progress
 
 
@@ -110,8 +116,14 @@ def example_inputs_of(args: argparse.Namespace, loaded) -> tuple:
     from .spec import parse_shape
 
     if args.input_shape:
+        shapes = [parse_shape(text) for text in args.input_shape]
+        for text, shape in zip(args.input_shape, shapes):
+            if math.prod(shape) * 4 > MAX_INPUT_BYTES:
+                raise InputShapeError(f"input shape {text!r} needs {math.prod(shape) * 4:,} bytes of float32, more "
+                                      f"than the {MAX_INPUT_BYTES:,} an example input may take; give a small "
+                                      "example (batch 1 is enough: the batch stays symbolic)")
         generator = torch.Generator().manual_seed(args.seed)
-        return tuple(torch.randn(parse_shape(text), generator=generator) for text in args.input_shape)
+        return tuple(torch.randn(shape, generator=generator) for shape in shapes)
     if loaded.example_inputs is None:
         raise InputShapeError(f"SPEC {args.spec!r} defines no example_inputs(); pass --input-shape, e.g. 1,3,32,32")
     from .compiler import as_input_tuple

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -61,7 +62,9 @@ class HumanProgress:
 
     def __init__(self, stream: TextIO | None = None, live: bool | None = None):
         self.stream = stream if stream is not None else sys.stderr
-        self.live = self.stream.isatty() if live is None else live
+        if live is None:  # a terminal that understands "\r\033[K" (TERM=dumb, e.g. Emacs shells, does not)
+            live = self.stream.isatty() and os.environ.get("TERM", "") != "dumb"
+        self.live = live
         self.open_line = False  # a live "running" line waits for its end
 
     def __call__(self, event: StageEvent) -> None:
@@ -97,9 +100,10 @@ class JsonLog:
     Every line has `event` ("stage", "warning", "error") and `elapsed` (seconds since the log began).
     """
 
-    def __init__(self, stream: TextIO | None = None):
+    def __init__(self, stream: TextIO | None = None, stages: bool = True):
         self.stream = stream if stream is not None else sys.stderr
         self.start = time.perf_counter()
+        self.stages = stages  # False (-q): warnings and errors only
 
     def write(self, event: str, **fields: Any) -> None:
         line = {"event": event, "elapsed": round(time.perf_counter() - self.start, 6), **fields}
@@ -107,7 +111,11 @@ class JsonLog:
         self.stream.flush()
 
     def __call__(self, event: StageEvent) -> None:
-        self.write("stage", **{k: v for k, v in asdict(event).items() if v is not None})
+        if self.stages:
+            fields = {k: v for k, v in asdict(event).items() if v is not None}
+            if "seconds" in fields:
+                fields["seconds"] = round(fields["seconds"], 6)
+            self.write("stage", **fields)
 
     def close(self) -> None:
         pass

@@ -153,3 +153,12 @@ def format_decisions(decisions: dict[str, Any]) -> list[str]:
     """NNI-format decisions as aligned `label  value` lines (a dropped edge's `[]` spelled out)."""
     width = max((len(k) for k in decisions), default=0)
     return [f"  {label:<{width}}  {value if value != [] else '[] (edge dropped)'}" for label, value in decisions.items()]
+
+
+def layer_choices_first(decisions: dict[str, Any]) -> dict[str, Any]:
+    """Decisions read back from a file (sorted by label): layer choices (an op, or `[]`), then input choices
+    (the kept labels), each group in label order, as a compile lists them."""
+    def is_input_choice(value: Any) -> bool:
+        return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+    return dict(sorted(decisions.items(), key=lambda item: (is_input_choice(item[1]), item[0])))

@@ -27,6 +27,8 @@ own exit code, and leaves no output file behind.
 | an output path naming a directory (`-o newdir/`), or one file given as two outputs (`--decisions` = `-o`) | 10 | test_output_paths.py |
 | SIGTERM while compiling or validating (plain or --log-json): no staging folder, no file | 143 | test_output_paths.py |
 | Graphviz's dot hanging: stopped after `plot.DOT_TIMEOUT` seconds | 17 | test_output_paths.py |
+| inspect on malformed metadata (wrong types, NaN, deep nesting, duplicate keys): exit 15; control characters escaped | 15 | test_ux_details.py |
+| an alphas JSON with a duplicate key, 2,000-deep nesting or a 400-digit integer | 4 | test_ux_details.py |
 | a flag out of range: --opset outside 14..21, --atol/--rtol/--near-tie negative or not finite, `export --name` without `--format genotype` | 2 | test_bad_flags_are_usage_errors |
 """
 
@@ -467,6 +469,7 @@ def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path, capsys, valu
     (["--pipeline", "finalize{rank}"], 14, "must be key=value"),
     (["--max-final-edges", "0"], 6, "max_final_edges must be a positive int"),
     (["--batch-sizes", "0"], 9, "must be positive integers"),
+    (["--input-shape", "100000,100000,100000"], 9, "needs 4,000,000,000,000,000 bytes of float32"),
 ])
 def test_bad_options(tmp_path, args, code, message):
     proc = run_cli("compile", str(EXAMPLES / "darts_cnn.py"), "-o", str(tmp_path / "m.onnx"), *args)

@@ -8,7 +8,6 @@ key; keys that no choice of the model asked for are an error, so a typo never go
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -92,6 +91,7 @@ def load_alphas(path: str | Path) -> ArchParams:
     The state dict is loaded with `torch.load(weights_only=True)`; a `DartsMutator.state_dict()` works
     as it is (its `choices.` key prefix is dropped).
     """
+    from ..jsonio import loads_strict
     from ..spec import safe_load
 
     path = Path(path)
@@ -100,8 +100,8 @@ def load_alphas(path: str | Path) -> ArchParams:
         if not path.is_file():
             raise WeightsError(f"alphas file {source!r} does not exist")
         try:
-            values = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            values = loads_strict(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise WeightsError(f"cannot read alphas file {source!r} as JSON: {exc}") from None
     else:
         values = safe_load(path, what="alphas")
