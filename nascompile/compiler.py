@@ -165,12 +165,10 @@ class CompileResult:
         return to_onnx(self.graph, opset=opset or DEFAULT_OPSET, dynamic_batch=dynamic_batch,
                        metadata=self.metadata(), name=type(self.model).__name__)
 
-    def validate(self, onnx_model: str | os.PathLike | bytes, device: str = "cpu",
-                 batch_sizes: Sequence[int] = (1, 2), atol: float = 1e-4, rtol: float = 1e-3, seed: int = 0):
-        """Compare onnxruntime on `device` with the PyTorch reference; returns a `ValidationReport`."""
-        from .runtime import make_session, torch_device, validate_session
+    def reference_on(self, device: str = "cpu") -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
+        """The PyTorch reference as a function of CPU inputs, run on `device`, returning CPU outputs."""
+        from .runtime import torch_device
 
-        session = make_session(onnx_model, device)
         target = torch_device(device)
         original = next(self.model.parameters(), torch.empty(0)).device
 
@@ -181,16 +179,34 @@ class CompileResult:
             finally:
                 self.model.to(original)
 
-        return validate_session(session, reference, self.example_inputs, device, batch_sizes, atol, rtol, seed)
+        return reference
+
+    def validate(self, onnx_model: str | os.PathLike | bytes, device: str = "cpu",
+                 batch_sizes: Sequence[int] = (1, 2), atol: float = 1e-4, rtol: float = 1e-3, seed: int = 0):
+        """Compare onnxruntime on `device` with the PyTorch reference; returns a `ValidationReport`."""
+        from .runtime import make_session, validate_session
+
+        session = make_session(onnx_model, device)
+        return validate_session(session, self.reference_on(device), self.example_inputs, device, batch_sizes,
+                                atol, rtol, seed)
 
     def save(self, path: str | os.PathLike, *, decisions_path: str | os.PathLike | None = None,
              validate: str | None = None, opset: int | None = None, dynamic_batch: bool = True,
              batch_sizes: Sequence[int] = (1, 2), atol: float = 1e-4, rtol: float = 1e-3,
-             progress: ProgressFn | None = None) -> "SaveReport":
+             progress: ProgressFn | None = None, precision: str = "fp32", calibration: Any = None,
+             calibration_source: str | None = None, accuracy_samples: int = 1000,
+             min_top1_agreement: float | None = None, max_abs: float | None = None,
+             min_cosine: float | None = None) -> "SaveReport":
         """Write the ONNX file (and the decisions JSON); with `validate="cpu"|"cuda"`, only if it validates.
 
         Nothing is written when emission, the ONNX checker or validation fails. `progress` hears the
         stages `emit`, `write` (staged files and the ONNX checker) and `validate`.
+
+        `precision="fp16"|"int8"` converts the fp32 model (`precision.py`; int8 calibrated on `calibration`,
+        a tensor or one tensor per input shaped (samples, ...), else on seeded noise with a warning), runs
+        it on `accuracy_samples` seeded inputs against the fp32 model and refuses to write it
+        (AccuracyError) if it misses `min_top1_agreement`, `max_abs` or `min_cosine`; with `validate`, the
+        fp32 model is validated first at `atol`/`rtol`. `report.accuracy` holds the figures.
         """
         from .backend import save_onnx
         from .errors import ValidationError
@@ -203,6 +219,33 @@ class CompileResult:
         if decisions_path is not None:
             extras[decisions_path] = nni_json(self.decisions).encode()
         report = SaveReport(files=[], validation=None)
+
+        def check_parity(source: Path | bytes) -> None:
+            with stage(progress, "validate", "validate") as detail:
+                report.validation = self.validate(source, validate, batch_sizes, atol, rtol)
+                detail.append(f"{'passed' if report.validation.passed else 'FAILED'} on {validate}, "
+                              f"max abs diff {report.validation.max_abs:.3g}")
+            if not report.validation.passed:
+                raise ValidationError(
+                    f"{str(path)!r} was not written: the ONNX model differs from the supernet's own forward with "
+                    f"the decisions fixed.\n{report.validation.summary()}\nCompile with --verify-each "
+                    "(verify_each=True) to find the pass at fault; if the differences are float rounding, loosen "
+                    "--atol/--rtol.")
+
+        if precision != "fp32":
+            from .precision import reduce_precision
+
+            if validate:
+                check_parity(model.SerializeToString())
+            with stage(progress, precision, "convert") as detail:
+                model, report.accuracy = reduce_precision(
+                    model, precision, self.example_inputs, path=str(path),
+                    calibration=calibration, calibration_source=calibration_source, device=validate or "cpu",
+                    samples=accuracy_samples,
+                    gates={"min_top1_agreement": min_top1_agreement, "max_abs": max_abs, "min_cosine": min_cosine})
+                top1 = report.accuracy.top1_agreement
+                detail.append(f"cosine min {report.accuracy.cosine_min:.5f}, max abs {report.accuracy.max_abs:.3g}"
+                              + ("" if top1 is None else f", top-1 agreement {100 * top1:.1f}%"))
         if progress is not None:
             progress(StageEvent("write", "write", "start"))
         write_start = time.perf_counter()
@@ -210,17 +253,8 @@ class CompileResult:
         def check(staged: Path) -> None:
             if progress is not None:
                 progress(StageEvent("write", "write", "end", time.perf_counter() - write_start, "ONNX checker passed"))
-            if validate:
-                with stage(progress, "validate", "validate") as detail:
-                    report.validation = self.validate(staged, validate, batch_sizes, atol, rtol)
-                    detail.append(f"{'passed' if report.validation.passed else 'FAILED'} on {validate}, "
-                                  f"max abs diff {report.validation.max_abs:.3g}")
-                if not report.validation.passed:
-                    raise ValidationError(
-                        f"{str(path)!r} was not written: the ONNX model differs from the supernet's own forward with "
-                        f"the decisions fixed.\n{report.validation.summary()}\nCompile with --verify-each "
-                        "(verify_each=True) to find the pass at fault; if the differences are float rounding, loosen "
-                        "--atol/--rtol.")
+            if validate and precision == "fp32":
+                check_parity(staged)
 
         report.files = save_onnx(model, path, extra_files=extras, before_commit=check)
         return report
@@ -230,6 +264,7 @@ class CompileResult:
 class SaveReport:
     files: list[Path]
     validation: Any  # runtime.ValidationReport or None
+    accuracy: Any = None  # accuracy.AccuracyReport of an fp16/int8 model, else None
 
 
 @contextlib.contextmanager
