@@ -181,6 +181,19 @@ class CompileResult:
 
         return reference
 
+    def to_pytorch(self, directory: str | os.PathLike, *, fresh_weights: bool = False, seed: int = 0,
+                   spec: str | None = None) -> list[Path]:
+        """Write the discrete network as `directory/model.py` (torch only) and `model.safetensors`.
+
+        `fresh_weights`: the layers' default initialization (seeded) instead of the supernet's weights. For
+        retraining, compile with `pipeline=PIPELINE_O0`: -O1 folds batch norms into the convolutions.
+        """
+        from .export_pytorch import class_name_for, derived_header, write_pytorch
+
+        header = derived_header(self, spec, self.pipeline, fresh_weights)
+        return write_pytorch(self.graph, directory, class_name=class_name_for(self.model), header=header,
+                             fresh_weights=fresh_weights, seed=seed)
+
     def validate(self, onnx_model: str | os.PathLike | bytes, device: str = "cpu",
                  batch_sizes: Sequence[int] = (1, 2), atol: float = 1e-4, rtol: float = 1e-3, seed: int = 0):
         """Compare onnxruntime on `device` with the PyTorch reference; returns a `ValidationReport`."""
