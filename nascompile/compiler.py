@@ -158,12 +158,14 @@ class CompileResult:
 
         return onnx_metadata(self.description(), __version__, self.pipeline)
 
-    def to_onnx(self, opset: int | None = None, dynamic_batch: bool = True):
-        """The discrete network as an `onnx.ModelProto`, weights inherited from the supernet."""
+    def to_onnx(self, opset: int | None = None, dynamic_batch: bool = True, dynamic_spatial: bool = False):
+        """The discrete network as an `onnx.ModelProto`, weights inherited from the supernet.
+
+        `dynamic_spatial`: the inputs' height and width are symbolic too (validated at two sizes by `save`)."""
         from .backend import DEFAULT_OPSET, to_onnx
 
         return to_onnx(self.graph, opset=opset or DEFAULT_OPSET, dynamic_batch=dynamic_batch,
-                       metadata=self.metadata(), name=type(self.model).__name__)
+                       dynamic_spatial=dynamic_spatial, metadata=self.metadata(), name=type(self.model).__name__)
 
     def reference_on(self, device: str = "cpu") -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
         """The PyTorch reference as a function of CPU inputs, run on `device`, returning CPU outputs."""
@@ -195,25 +197,58 @@ class CompileResult:
                              fresh_weights=fresh_weights, seed=seed)
 
     def validate(self, onnx_model: str | os.PathLike | bytes, device: str = "cpu",
-                 batch_sizes: Sequence[int] = (1, 2), atol: float = 1e-4, rtol: float = 1e-3, seed: int = 0):
-        """Compare onnxruntime on `device` with the PyTorch reference; returns a `ValidationReport`."""
+                 batch_sizes: Sequence[int] = (1, 2), atol: float = 1e-4, rtol: float = 1e-3, seed: int = 0,
+                 spatial_sizes: int = 1):
+        """Compare onnxruntime on `device` with the PyTorch reference; returns a `ValidationReport`.
+
+        With `spatial_sizes=2` (for `dynamic_spatial` files) the inputs are also tried at twice their height
+        and width; those rows are labelled with the size."""
         from .runtime import make_session, validate_session
 
         session = make_session(onnx_model, device)
-        return validate_session(session, self.reference_on(device), self.example_inputs, device, batch_sizes,
-                                atol, rtol, seed)
+        report = validate_session(session, self.reference_on(device), self.example_inputs, device, batch_sizes,
+                                  atol, rtol, seed)
+        if spatial_sizes > 1:
+            larger = [torch.empty((*x.shape[:2], *(2 * d for d in x.shape[2:])), dtype=x.dtype) if x.dim() > 2 else x
+                      for x in self.example_inputs]
+            size = "x".join(str(d) for d in larger[0].shape[2:])
+            reference = self.reference_on(device)
+
+            def reference_at_size(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+                try:
+                    return reference(inputs)
+                except (RuntimeError, ValueError) as exc:
+                    raise InputShapeError(
+                        f"--dynamic-spatial: the supernet itself does not run at {size} ({str(exc).splitlines()[0]}), "
+                        "so its height and width are not free; compile without --dynamic-spatial") from None
+
+            try:
+                second = validate_session(session, reference_at_size, larger, device, batch_sizes, atol, rtol,
+                                          seed + len(batch_sizes))
+            except InputShapeError:
+                raise
+            except Exception as exc:  # onnxruntime's own exception types
+                from .errors import ValidationError
+
+                raise ValidationError(f"--dynamic-spatial: the ONNX model fails at {size} while the supernet runs "
+                                      f"there: {str(exc).splitlines()[0]}") from None
+            for comparison in second.comparisons:
+                comparison.output = f"{comparison.output} at {size}"
+            report.comparisons += second.comparisons
+        return report
 
     def save(self, path: str | os.PathLike, *, decisions_path: str | os.PathLike | None = None,
              validate: str | None = None, opset: int | None = None, dynamic_batch: bool = True,
              batch_sizes: Sequence[int] = (1, 2), atol: float = 1e-4, rtol: float = 1e-3,
-             progress: ProgressFn | None = None, precision: str = "fp32", calibration: Any = None,
+             progress: ProgressFn | None = None, dynamic_spatial: bool = False, precision: str = "fp32", calibration: Any = None,
              calibration_source: str | None = None, accuracy_samples: int = 1000,
              min_top1_agreement: float | None = None, max_abs: float | None = None,
              min_cosine: float | None = None) -> "SaveReport":
         """Write the ONNX file (and the decisions JSON); with `validate="cpu"|"cuda"`, only if it validates.
 
         Nothing is written when emission, the ONNX checker or validation fails. `progress` hears the
-        stages `emit`, `write` (staged files and the ONNX checker) and `validate`.
+        stages `emit`, `write` (staged files and the ONNX checker) and `validate`. `dynamic_spatial` makes the
+        inputs' height and width symbolic; validation then also runs at twice the example's size.
 
         `precision="fp16"|"int8"` converts the fp32 model (`precision.py`; int8 calibrated on `calibration`,
         a tensor or one tensor per input shaped (samples, ...), else on seeded noise with a warning), runs
@@ -226,7 +261,7 @@ class CompileResult:
         from .export import nni_json
 
         with stage(progress, "emit", "emit") as detail:
-            model = self.to_onnx(opset, dynamic_batch)
+            model = self.to_onnx(opset, dynamic_batch, dynamic_spatial)
             detail.append(f"{len(model.graph.node)} ONNX nodes")
         extras = {}
         if decisions_path is not None:
@@ -235,7 +270,8 @@ class CompileResult:
 
         def check_parity(source: Path | bytes) -> None:
             with stage(progress, "validate", "validate") as detail:
-                report.validation = self.validate(source, validate, batch_sizes, atol, rtol)
+                report.validation = self.validate(source, validate, batch_sizes, atol, rtol,
+                                                  spatial_sizes=2 if dynamic_spatial else 1)
                 detail.append(f"{'passed' if report.validation.passed else 'FAILED'} on {validate}, "
                               f"max abs diff {report.validation.max_abs:.3g}")
             if not report.validation.passed:
