@@ -6,6 +6,7 @@ import argparse
 import time
 
 from .errors import InputShapeError
+from .deploy_options import add_precision_arguments, check_precision_arguments, save_options
 from .options import add_model_arguments, compile_from_args, opset, progress_for, tolerance
 from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
@@ -25,6 +26,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=opset, default=None,
                    help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default {DEFAULT_OPSET})")
     p.add_argument("--static-batch", action="store_true", help="fix the batch dimension instead of leaving it symbolic")
+    add_precision_arguments(p)
     p.set_defaults(run=run_compile)
 
 
@@ -51,6 +53,8 @@ def _print_summary(result, report, seconds: float) -> None:
         print(f"genotype: {result.genotype}")
     if report.validation is not None:
         print(report.validation.summary())
+    if report.accuracy is not None:
+        print(report.accuracy.summary())
     for path in report.files:
         print(f"wrote {path}")
     print(f"architecture sha256: {result.sha256}")
@@ -60,10 +64,11 @@ def _print_summary(result, report, seconds: float) -> None:
 def run_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     sizes = batch_sizes(args.batch_sizes)
+    check_precision_arguments(args)
     result = compile_from_args(args)
     report = result.save(args.output, decisions_path=args.decisions, validate=args.device if args.validate else None,
                          opset=args.opset, dynamic_batch=not args.static_batch, batch_sizes=sizes,
-                         atol=args.atol, rtol=args.rtol, progress=progress_for(args))
+                         atol=args.atol, rtol=args.rtol, progress=progress_for(args), **save_options(args, result))
     if not args.quiet:
         _print_summary(result, report, time.perf_counter() - start)
     return 0

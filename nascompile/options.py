@@ -130,6 +130,7 @@ def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_
     from .spec import load_spec, load_weights
 
     loaded = load_spec(args.spec)
+    args._loaded = loaded  # for what else the SPEC defines (calibration_data())
     if args.weights:
         load_weights(loaded.model, args.weights)
     arch_params = load_alphas(args.alphas) if args.alphas else None

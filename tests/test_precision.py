@@ -154,3 +154,51 @@ def test_calibration_files(tmp_path):
         load_calibration_file(tmp_path / "c.csv")
     with pytest.raises(CalibrationError, match="does not exist"):
         load_calibration_file(tmp_path / "missing.npy")
+
+
+def test_cli_int8_with_the_specs_calibration_data(tmp_path, capsys):
+    from nascompile import cli
+
+    from conftest import EXAMPLES
+
+    spec = tmp_path / "spec.py"
+    spec.write_text(f"import sys, torch\nsys.path.insert(0, {str(EXAMPLES)!r})\n"
+                    "from nb201_cell import build, example_inputs\n\n"
+                    "def calibration_data():\n"
+                    "    return torch.randn(40, 3, 32, 32, generator=torch.Generator().manual_seed(3))\n")
+    code = cli.main(["compile", str(spec), "-o", str(tmp_path / "m.onnx"), "--precision", "int8",
+                     "--accuracy-samples", "10", "--min-top1-agreement", "0.5"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "seeded random inputs" not in captured.err
+    assert "accuracy of int8 against the fp32 reference (10 seeded inputs, cpu):" in captured.out
+    assert "gate --min-top1-agreement 0.5: met" in captured.out
+    props = {p.key: p.value for p in onnx.load(tmp_path / "m.onnx").metadata_props}
+    assert props["nascompile.calibration"] == "the SPEC's calibration_data(): 40 inputs"
+
+
+def test_cli_pytorch_export(tmp_path, capsys):
+    from nascompile import cli
+
+    from conftest import EXAMPLES
+
+    code = cli.main(["export", str(EXAMPLES / "nb201_cell.py"), "--format", "pytorch", "-o", str(tmp_path / "d"), "-q"])
+    assert code == 0, capsys.readouterr().err
+    source = (tmp_path / "d" / "model.py").read_text()
+    assert "pipeline darts-choice,finalize,dce,expand,dce,infer-shapes." in source  # -O0: batch norms kept
+    assert "nn.BatchNorm2d" in source and (tmp_path / "d" / "model.safetensors").is_file()
+
+
+HEAVY = pytest.mark.slow  # the other DARTS-family examples: the same ops as darts_cnn, 5-10 s each
+
+
+@pytest.mark.parametrize("name", ["nb201_cell", "darts_cnn", pytest.param("darts_reference", marks=HEAVY),
+                                  pytest.param("nni_darts", marks=HEAVY), pytest.param("archai_darts", marks=HEAVY)])
+def test_every_example_in_fp16_and_int8(name, tmp_path):
+    module = example(name)
+    result = nascompile.compile(module.build(), module.example_inputs())
+    data = torch.randn(8, *module.example_inputs()[0].shape[1:])
+    for precision, cosine in (("fp16", 0.999), ("int8", 0.95)):
+        report = result.save(tmp_path / f"{precision}.onnx", precision=precision, accuracy_samples=16,
+                             calibration=data if precision == "int8" else None, min_cosine=cosine)
+        assert report.accuracy.cosine_min >= cosine
