@@ -118,10 +118,10 @@ def to_int8(model: onnx.ModelProto, calibration: Iterable[Sequence[np.ndarray]])
             return None if batch is None else dict(zip(names, batch))
 
     with tempfile.TemporaryDirectory(prefix="nascompile-int8-") as tmp, _quiet_logging():
-        target = Path(tmp) / "int8.onnx"
-        quantize_static(sums_as_adds(model), target, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibration_providers=["CPUExecutionProvider"])
+        source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        source.write_bytes(sums_as_adds(model).SerializeToString())  # a path: every onnxruntime version takes one
+        quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         quantized = onnx.load(str(target))
     del quantized.metadata_props[:]  # the caller sets the metadata once, for every precision alike
     return quantized
