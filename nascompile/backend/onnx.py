@@ -308,6 +308,11 @@ def _flatten(e: Emitter, node: str, attrs: dict) -> str:
     return e.emit(node, "Reshape", [e.input(node, 0), e.const(f"{e.where(node)}.shape", shape)])
 
 
+@lowers("transpose")
+def _transpose(e: Emitter, node: str, attrs: dict) -> str:
+    return e.emit(node, "Transpose", [e.input(node, 0)], perm=list(attrs["perm"]))
+
+
 @lowers("reshape")
 def _reshape(e: Emitter, node: str, attrs: dict) -> str:
     graph = e.graph
@@ -323,7 +328,7 @@ def _reshape(e: Emitter, node: str, attrs: dict) -> str:
                 and graph.attrs(size_node)["dim"] % len(e.shape(node)) == i:
             entries.append(0)  # the input's own dim i, copied by Reshape
         else:
-            entries.append(e.add("Unsqueeze", [e.values[size_node], e.const(f"{node}.axes0", [0])],
+            entries.append(e.add("Reshape", [e.values[size_node], e.const(f"{node}.one", [1])],  # any rank -> [1]
                                  f"{node}.dim{i}")[0])
     if all(isinstance(x, int) for x in entries):
         shape = e.const(f"{e.where(node)}.shape", entries)

@@ -16,11 +16,12 @@ moving while a value is computed, and refused: a compiled network cannot depend 
 
 from __future__ import annotations
 
+import contextlib
 import linecache
 import operator
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,9 +170,10 @@ class Evaluator:
                 index = [n for n in node.graph.nodes if n.op == "placeholder"].index(node)
             return untaint(self.placeholder(index))
         if node.op == "get_attr":
-            owner_path, _, name = node.target.rpartition(".")
-            owner = self.root.get_submodule(owner_path) if owner_path else self.root
-            return getattr(owner, name), False
+            with _untraced():
+                owner_path, _, name = node.target.rpartition(".")
+                owner = self.root.get_submodule(owner_path) if owner_path else self.root
+                return getattr(owner, name), False
         (args, kwargs), tainted = self._load((node.args, node.kwargs))
         shape_query = ((node.op == "call_method" and node.target in _SHAPE_METHODS)
                        or (node.target is getattr and len(args) > 1 and args[1] in _SHAPE_ATTRIBUTES))
@@ -186,9 +188,23 @@ class Evaluator:
         else:
             def call() -> Any:
                 return node.target(*args, **kwargs)
-        with torch.no_grad():
+        with torch.no_grad(), _untraced():
             value = run_deterministic(call)
         return value, tainted and not shape_query
+
+
+@contextlib.contextmanager
+def _untraced() -> Iterator[None]:
+    """Module calls and attribute reads as in eager PyTorch, even while fx is tracing (fx patches
+    `nn.Module.__call__` and `__getattr__` for the duration of a trace)."""
+    from torch.fx import _symbolic_trace as symbolic
+
+    patched = nn.Module.__call__, nn.Module.__getattr__
+    nn.Module.__call__, nn.Module.__getattr__ = symbolic._orig_module_call, symbolic._orig_module_getattr
+    try:
+        yield
+    finally:
+        nn.Module.__call__, nn.Module.__getattr__ = patched
 
 
 def is_int_like(value: Any) -> bool:

@@ -222,11 +222,8 @@ class Converter:
                 continue
             if node in plan.skip or node not in live:
                 continue
-            if node in plan.mixtures:
-                env[node] = self.choice_lifter.patterns.lift_mixture(self, plan.mixtures[node], env)
-                continue
-            if node in plan.edge_sums:
-                env[node] = self.choice_lifter.patterns.lift_edge_sum(self, plan.edge_sums[node], env)
+            if node in plan.sums:
+                env[node] = self.choice_lifter.patterns.lift_sum(self, plan.sums[node], env)
                 continue
             args, kwargs = _load(node.args, env), _load(node.kwargs, env)
             module = self.module_at(node.target) if node.op == "call_module" else None

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
-from .origins import Attr, Op, WeightElement, cat_part_lengths, op_name, weight_element
+from .origins import Attr, Op, Slice, WeightElement, cat_part_lengths, op_name, weight_element
 
 IR = "ir"  # a node computed from the model's inputs
 _MUL_FUNCTIONS = (operator.mul, torch.mul)
@@ -92,7 +92,9 @@ def _origin_args(value: Any, kinds: dict) -> Any:
         return tuple(_origin_args(v, kinds) for v in value)
     if isinstance(value, dict):
         return tuple(sorted((k, _origin_args(v, kinds)) for k, v in value.items()))
-    return value if isinstance(value, (int, float, bool, str, slice, type(None))) else None
+    if isinstance(value, slice):
+        return Slice(value.start, value.stop, value.step)
+    return value if isinstance(value, (int, float, bool, str, type(None))) else None
 
 
 @dataclass
@@ -105,11 +107,9 @@ class Term:
 
 @dataclass
 class Mixture:
-    """Σ_j w_j · candidate_j(x) inside the sum rooted at `root`."""
+    """Σ_j w_j · candidate_j(x): `terms` in the order of the weight elements."""
 
-    root: fx.Node
-    terms: list[Term]  # in the order of the weight elements
-    others: list[Any]  # the sum's other terms (fx nodes or constants), in order
+    terms: list[Term]
 
     @property
     def element(self) -> WeightElement:
@@ -118,11 +118,19 @@ class Mixture:
 
 @dataclass
 class EdgeSum:
-    """Σ_e b_e · edge_e(h_e) inside the sum rooted at `root`: PC-DARTS's edge-normalized node."""
+    """Σ_e b_e · edge_e(h_e): PC-DARTS's edge-normalized node, `terms` in the order of the edges."""
+
+    terms: list[Term]
+
+
+@dataclass
+class SumPattern:
+    """The patterns inside one tree of `+` (rooted at `root`; Python's `sum()` over sums is one tree)."""
 
     root: fx.Node
-    terms: list[Term]
-    others: list[Any]
+    mixtures: list[Mixture]
+    edge_sums: list[EdgeSum]
+    others: list[Any]  # the sum's other terms (fx nodes or constants), in order
 
 
 @dataclass
@@ -130,11 +138,10 @@ class Plan:
     """What the converter does differently in one graph: skipped nodes and the sums it replaces."""
 
     skip: set[fx.Node] = field(default_factory=set)
-    mixtures: dict[fx.Node, Mixture] = field(default_factory=dict)
-    edge_sums: dict[fx.Node, EdgeSum] = field(default_factory=dict)
+    sums: dict[fx.Node, SumPattern] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.mixtures or self.edge_sums)
+        return bool(self.sums)
 
 
 def _sum_roots(graph: fx.Graph) -> list[fx.Node]:
@@ -204,30 +211,25 @@ def find(graph: fx.Graph, kinds: dict[fx.Node, Any], model: torch.nn.Module) -> 
         for _, term in terms:
             if term is not None:
                 groups.setdefault(term.element.vector, []).append(term)
+        found = SumPattern(root, [], [], [])
         used: set[fx.Node] = set()
-        for vector, group in groups.items():
-            if len(group) < 2 and not _whole_vector(group, model):
-                continue
+        for group in groups.values():
             indices = [t.element.index for t in group]
-            if len(set(indices)) != len(indices):
+            if (len(group) < 2 and not _whole_vector(group, model)) or len(set(indices)) != len(indices):
                 continue
             group.sort(key=lambda t: t.element.index)
-            same_inputs = len({_call_inputs(t.call) for t in group}) == 1
-            others = [leaf for leaf, term in terms if term is None or term not in group]
-            if same_inputs:
-                plan.mixtures[root] = Mixture(root, group, others)
+            if len({_call_inputs(t.call) for t in group}) == 1:
+                found.mixtures.append(Mixture(group))
+                plan.skip.update(t.call for t in group)
             else:
-                plan.edge_sums[root] = EdgeSum(root, group, others)
+                found.edge_sums.append(EdgeSum(group))
             used.update(t.mul for t in group)
-            break  # one pattern per sum
-        if root in plan.mixtures:
-            mixture = plan.mixtures[root]
-            plan.skip.update(t.mul for t in mixture.terms)
-            plan.skip.update(t.call for t in mixture.terms)
-            plan.skip.update(n for n in _tree_nodes(root) if n is not root)
-        elif root in plan.edge_sums:
-            plan.skip.update(n for n in _tree_nodes(root) if n is not root)
-            plan.skip.update(t.mul for t in plan.edge_sums[root].terms)
+        if not used:
+            continue
+        found.others = [leaf for leaf in leaves if leaf not in used]
+        plan.sums[root] = found
+        plan.skip.update(used)
+        plan.skip.update(n for n in _tree_nodes(root) if n is not root)
     return plan
 
 
@@ -238,3 +240,53 @@ def _whole_vector(group: list[Term], model: torch.nn.Module) -> bool:
 
 def _call_inputs(call: fx.Node) -> tuple:
     return (tuple(call.args), tuple(sorted(call.kwargs.items())))
+
+
+_PLAIN: dict[tuple, bool] = {}
+
+
+def is_plain_mixture(module: torch.nn.Module, ops_attr: str = "_ops") -> bool:
+    """Does `module.forward(x, weights)` compute exactly Σ_j weights[j] · module.<ops_attr>[j](x)?
+
+    The fast recognizers (DARTS reference, Archai) keep such a mixed op as one leaf; any other forward
+    (partial channels, an auxiliary term, cells holding several mixed ops) is traced and its mixtures
+    found as patterns, so that nothing it computes is dropped. Answered once per class and op count.
+    """
+    from .concrete import Tainted
+    from .tracer import Binding, ScopeTracer, bind_call
+
+    ops = getattr(module, ops_attr, None)
+    key = (type(module), ops_attr, len(ops) if ops is not None else None)
+    if key not in _PLAIN:
+        _PLAIN[key] = _probe_plain(module, ops_attr, len(ops or ()), Tainted, Binding, ScopeTracer, bind_call)
+    return _PLAIN[key]
+
+
+def _probe_plain(module, ops_attr, n, Tainted, Binding, ScopeTracer, bind_call) -> bool:
+    if n < 2:
+        return False
+    try:
+        values = [Tainted(None), torch.zeros(n)]
+        binding = bind_call(module, tuple(values), {}, lambda v: True)
+        binding.placeholder_value = lambda i: values[i]
+        trace = ScopeTracer(module, "", binding).run()
+    except Exception:
+        return False
+    graph = trace.graph
+    if len([n_ for n_ in graph.nodes if n_.op == "placeholder"]) != 2:
+        return False
+    kinds = classify(graph, [IR, Op("softmax", (Attr("__weights__"),))], "")
+    plan = find(graph, kinds, module)
+    output = next(n_ for n_ in graph.nodes if n_.op == "output")
+    if len(plan.sums) != 1:
+        return False
+    (root, pattern), = plan.sums.items()
+    if output.args[0] is not root or len(pattern.mixtures) != 1 or pattern.edge_sums:
+        return False
+    if any(not (isinstance(o, (int, float)) and o == 0) for o in pattern.others):
+        return False
+    targets = [t.call.target for t in pattern.mixtures[0].terms]
+    if targets != [f"{ops_attr}.{j}" for j in range(n)]:
+        return False
+    covered = plan.skip | {root}
+    return all(kinds.get(node) is not IR or node in covered for node in graph.nodes if node.op != "placeholder")

@@ -41,6 +41,18 @@ class Op:
         return dict(self.kwargs).get(key, default)
 
 
+@dataclass(frozen=True)
+class Slice:
+    """A hashable `start:stop:step` (Python's slice objects are not hashable before 3.12)."""
+
+    start: int | None
+    stop: int | None
+    step: int | None = None
+
+    def as_slice(self) -> slice:
+        return slice(self.start, self.stop, self.step)
+
+
 Origin = Attr | Op
 
 #: Normalizations that turn logits into mixing weights, by the name `op_name` gives them.
@@ -101,19 +113,24 @@ class Logits:
     """One vector of architecture logits: `path` and the index that selects it (None: the whole tensor)."""
 
     path: str
-    index: Any = None  # an int row, a slice, or None
+    index: Any = None  # an int row, a Slice, or None
 
     @property
     def label(self) -> str:
         return self.path + ("" if self.index is None else f"[{_index_text(self.index)}]")
 
     def value(self, root: torch.nn.Module) -> torch.Tensor:
-        tensor = fetch_attr(root, self.path)
-        return tensor if self.index is None else tensor[self.index]
+        return self.value_of(fetch_attr(root, self.path))
+
+    def value_of(self, tensor: torch.Tensor) -> torch.Tensor:
+        """This vector of `tensor` (a view: writing into it writes into the tensor)."""
+        if self.index is None:
+            return tensor
+        return tensor[self.index.as_slice() if isinstance(self.index, Slice) else self.index]
 
 
 def _index_text(index: Any) -> str:
-    if isinstance(index, slice):
+    if isinstance(index, Slice):
         return f"{'' if index.start is None else index.start}:{'' if index.stop is None else index.stop}"
     return str(index)
 
@@ -148,7 +165,7 @@ def _plain_index(index: Any) -> bool:
         return False
     if isinstance(index, int):
         return True
-    return isinstance(index, slice) and index.step in (None, 1) and all(
+    return isinstance(index, Slice) and index.step in (None, 1) and all(
         v is None or isinstance(v, int) for v in (index.start, index.stop))
 
 
@@ -164,15 +181,23 @@ def _normalized(origin: Any) -> tuple[str, Any, Any] | None:
 
 
 def weight_vector(origin: Any) -> tuple[str, Logits] | None:
-    """(fn, logits) when `origin` is a whole weight vector fn(logits)."""
+    """(fn, logits) when `origin` is one whole weight vector: fn(L) of a vector of logits L, a row of
+    fn(M) normalized over M's last dim (`softmax(M, -1)[i]`), or fn(M[i])."""
     found = _normalized(origin)
-    if found is None:
-        return None
-    fn, x, dim = found
-    logits = _logits_of(x)
-    if logits is None or (fn == "softmax" and dim not in (-1, 0, None)):
-        return None
-    return fn, logits
+    if found is not None:
+        fn, x, dim = found
+        logits = _logits_of(x)
+        if logits is None or (fn == "softmax" and dim not in (-1, 0, None) and logits.index is None):
+            return None
+        return fn, logits
+    if isinstance(origin, Op) and origin.name == "getitem":
+        outer, row = origin.args
+        found = _normalized(outer)
+        if found is not None and isinstance(row, int) and not isinstance(row, bool):
+            fn, x, dim = found
+            if isinstance(x, Attr) and (fn == "sigmoid" or dim in (-1, 1)):
+                return fn, Logits(x.path, row)
+    return None
 
 
 def weight_element(origin: Any, shapes: dict[str, tuple] | None = None) -> WeightElement | None:
@@ -182,28 +207,16 @@ def weight_element(origin: Any, shapes: dict[str, tuple] | None = None) -> Weigh
     base, index = origin.args
     if isinstance(index, bool) or not isinstance(index, int):
         return None
-    # element `index` of a vector fn(logits)
     vector = weight_vector(base)
     if vector is not None:
-        fn, logits = vector
-        return WeightElement(fn, logits, index)
-    # element `index` of a row: fn(M)[row][index], softmax over M's last dim
-    if isinstance(base, Op) and base.name == "getitem":
-        outer, row = base.args
-        found = _normalized(outer)
-        if found is not None and isinstance(row, int) and not isinstance(row, bool):
-            fn, x, dim = found
-            if isinstance(x, Attr) and (fn == "sigmoid" or dim in (-1, 1)):
-                return WeightElement(fn, Logits(x.path, row), index)
-    # element of a concatenation of weight vectors (PC-DARTS's betas): find the part it falls in
+        return WeightElement(vector[0], vector[1], index)
+    # an element of a concatenation of weight vectors (PC-DARTS's betas): find the part it falls in
     if isinstance(base, Op) and base.name == "cat" and shapes is not None:
         parts = base.args[0] if base.args else ()
         offset = 0
         for part in parts:
             vector = weight_vector(part)
-            if vector is None:
-                return None
-            length = shapes.get(vector[1].label)
+            length = shapes.get(vector[1].label) if vector is not None else None
             if length is None:
                 return None
             if index < offset + length[0]:

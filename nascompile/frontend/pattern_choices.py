@@ -31,7 +31,7 @@ from .. import nn as ncnn
 from ..errors import ChoiceError
 from .convert import Converter, V, _load, fetch_attr
 from .mixed_op import patched_forward
-from .mixtures import EdgeSum, Mixture
+from .mixtures import EdgeSum, Mixture, SumPattern
 from .names import candidate_names, common_path
 from .origins import Logits, arch_sources, is_arch_like
 
@@ -89,7 +89,17 @@ class PatternChoices:
             "the continuous network on purpose")
 
     # --- lift ---------------------------------------------------------------------------------------
-    def lift_mixture(self, cx: Converter, mixture: Mixture, env: dict, edge_module: str | None = None) -> V:
+    def lift_sum(self, cx: Converter, pattern: SumPattern, env: dict) -> V:
+        """One sum with its mixtures (each a layer choice), edge terms and other terms."""
+        terms = [V(self.lift_mixture(cx, mixture, env)) for mixture in pattern.mixtures]
+        for edge_sum in pattern.edge_sums:
+            terms += self.lift_edge_sum(cx, edge_sum, env)
+        others = [env[o] if isinstance(o, fx.Node) else o for o in pattern.others]
+        terms += [o for o in others if not (isinstance(o, (int, float)) and not isinstance(o, bool) and o == 0)]
+        return terms[0] if len(terms) == 1 and isinstance(terms[0], V) else cx.emit("sum", terms)
+
+    def lift_mixture(self, cx: Converter, mixture: Mixture, env: dict) -> str:
+        """The layer choice of one mixture (its node name)."""
         first = mixture.terms[0].call
         if first.kwargs:
             raise cx.fail(f"the candidates of a mixture are called with keyword arguments {sorted(first.kwargs)}")
@@ -117,15 +127,13 @@ class PatternChoices:
             attrs["weighting"] = element.fn
         node = cx.graph.add_op("layer_choice", [x.node for x in inputs], name=source, attrs=attrs,
                                params={"logits": logits.detach()}, meta={"source": source})
-        self.mixtures[source] = MixtureInfo(element.logits, element.fn, indices, names, paths, edge_module)
+        self.mixtures[source] = MixtureInfo(element.logits, element.fn, indices, names, paths)
         self.naming.setdefault(element.logits.label, how)
         cx.choice_lifter.made.append(node)
-        others = [env[o] if isinstance(o, fx.Node) else o for o in mixture.others]
-        others = [o for o in others if not (isinstance(o, (int, float)) and not isinstance(o, bool) and o == 0)]
-        return cx.emit("sum", [V(node), *others]) if others else V(node)
+        return node
 
-    def lift_edge_sum(self, cx: Converter, edge_sum: EdgeSum, env: dict) -> V:
-        """Σ_e b_e * edge_e(h_e): each edge kept with its weight, marked for finalize."""
+    def lift_edge_sum(self, cx: Converter, edge_sum: EdgeSum, env: dict) -> list[V]:
+        """The terms b_e * edge_e(h_e), each kept with its weight and marked for finalize."""
         terms = []
         for position, term in enumerate(edge_sum.terms):
             choices = cx.choice_lifter.made_by_call.get((cx.prefix, term.call), [])
@@ -155,9 +163,7 @@ class PatternChoices:
             with self.allowing_arch_constants():
                 weighted = cx.emit("mul", [env[term.weight], env[term.call]])
             terms.append(cx.emit("edge", [weighted, V(choice)], attrs={"module": edge_path}))
-        others = [env[o] if isinstance(o, fx.Node) else o for o in edge_sum.others]
-        others = [o for o in others if not (isinstance(o, (int, float)) and not isinstance(o, bool) and o == 0)]
-        return cx.emit("sum", [*terms, *others])
+        return terms
 
     def _unique(self, path: str) -> str:
         if path not in self.mixtures:
@@ -184,7 +190,7 @@ class PatternChoices:
             rows: dict[tuple[str, Any], tuple[MixtureInfo, int | None]] = {}
             for path, decision in mine.items():
                 info = self.mixtures[path]
-                key = (info.logits.path, _index_key(info.logits.index))
+                key = (info.logits.path, info.logits.index)
                 if decision != ncnn.DROPPED:
                     if decision not in info.names:
                         raise ChoiceError(f"decision {decision!r} for the mixture at {path!r} is not one of {info.names}")
@@ -198,10 +204,6 @@ class PatternChoices:
             yield model
 
 
-def _index_key(index: Any) -> Any:
-    return (index.start, index.stop) if isinstance(index, slice) else index
-
-
 @contextlib.contextmanager
 def _zeroed(module: nn.Module) -> Iterator[None]:
     forward = type(module).forward.__get__(module)
@@ -213,7 +215,7 @@ def _zeroed(module: nn.Module) -> Iterator[None]:
 def _one_hot_logits(tensor: torch.Tensor, info: MixtureInfo, chosen: int | None) -> Iterator[None]:
     """Write logits into `tensor`'s row that weigh `chosen` exactly 1 and every other slot exactly 0."""
     saved = tensor.detach().clone()
-    row = tensor.detach() if info.logits.index is None else tensor.detach()[info.logits.index]
+    row = info.logits.value_of(tensor.detach())
     high = 0.0 if info.fn == "softmax" else math.inf
     row.fill_(-math.inf)
     row[info.indices[0] if chosen is None else chosen] = high

@@ -24,7 +24,14 @@ def _typed(graph: Graph, node: str) -> bool:
 
 
 def stand_in(graph: Graph, node: str) -> Any:
-    """Zeros shaped like the value of `node` (a list of such for a list value)."""
+    """Zeros shaped like the value of `node` (a list of such for a list value); the real value of a
+    constant or of a dimension size (a reshape reads those numbers)."""
+    op = graph.op(node)
+    if op == "size":
+        return torch.tensor(shape_of(graph, graph.inputs(node)[0])[graph.attrs(node)["dim"]])
+    if op == "constant":
+        value = graph.params(node).get("value")
+        return value if value is not None else graph.attrs(node)["value"]
     ensure_types(graph, node)
     meta = graph.meta(node)
     if "items" in meta:
