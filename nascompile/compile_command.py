@@ -49,6 +49,8 @@ def _print_summary(result, report, seconds: float) -> None:
     print("\n".join(format_decisions(decisions)))
     print(f"supernet: {result.lifted_ops} IR nodes ({result.lifted_choices} choices), {result.lifted_params:,} params")
     print(f"discrete: {ir_ops(result.graph)} ops, {count_params(result.graph):,} params")
+    for specialization in result.specializations:  # branches the lift took at compile time
+        print(f"specialized: {specialization}")
     if result.genotype is not None:
         print(f"genotype: {result.genotype}")
     if report.validation is not None:

@@ -127,6 +127,11 @@ class CompileResult:
         return self.description()["sha256"]
 
     @property
+    def specializations(self) -> list[str]:
+        """The branches the lift took at compile time: where, the condition's source, its value."""
+        return list(self.lifted.graph.get("specializations", []))
+
+    @property
     def lifted_ops(self) -> int:
         """IR nodes right after the lift (a choice is one node)."""
         return ir_ops(self.lifted)
@@ -348,6 +353,7 @@ def compile(
     arch_params: Mapping[str, Any] | None = None,
     near_tie: float = NEAR_TIE,
     progress: ProgressFn | None = None,
+    allow_no_choices: bool = False,
 ) -> CompileResult:
     """Compile a supernet into a discrete IR graph.
 
@@ -358,12 +364,14 @@ def compile(
     model's own (an NNI mutator's choices, `{"alphas_normal": matrix}` for DARTS; `frontend/arch_params.py`).
     Decisions won by a margin below `near_tie` are listed as near-ties (`result.choices.near_ties()`).
     `progress` is called with a `progress.StageEvent` as the lift and each pass start and end; without
-    it the compile prints nothing (the command line shows the events).
+    it the compile prints nothing (the command line shows the events). Architecture weights that no
+    mixture pattern consumes are an error (the file would be the continuous supernet) unless
+    `allow_no_choices`; `result.specializations` lists the branches the lift took at compile time.
     """
     inputs = as_input_tuple(example_inputs)
     with cyclic_gc_paused(), eval_mode(model):
         with stage(progress, "lift", "lift") as detail:
-            graph, lifter = lift(model, inputs, recognizers, arch_params)
+            graph, lifter = lift(model, inputs, recognizers, arch_params, allow_no_choices)
             lifted = graph.clone()  # kept for reports and `plot --ir lift`: the passes rewrite `graph`
             detail.append(f"{ir_ops(graph)} IR nodes, {count_choices(graph)} choices")
         ctx = PassContext(max_final_edges=max_final_edges, rank=rank, example_inputs=inputs, lifter=lifter)

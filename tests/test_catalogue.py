@@ -10,7 +10,10 @@ own exit code, and leaves no output file behind.
 | a choose_from label that does not exist | 6 | test_bad_supernets |
 | one label on choices with different candidate counts | 6 | test_bad_supernets |
 | a cycle (only IR text can hold one) | 7 | test_a_cycle_in_ir_text |
-| a module fx cannot trace (data-dependent control flow) | 5 | test_bad_specs |
+| a forward that branches on its inputs' values (file and line named) | 5 | test_bad_specs |
+| a forward that draws random numbers (Gumbel/Dirichlet sampling, `torch.rand`, Python `random`) | 5 | test_bad_specs |
+| architecture weights (softmax/sigmoid of a parameter) that no mixture pattern consumes | 6 | test_bad_specs |
+| an in-place write through a view | 5 | test_bad_specs |
 | an op with no ONNX lowering | 8 | test_bad_specs |
 | an input shape that does not fit the model | 9 | test_bad_options |
 | a SPEC that does not exist or has no build() | 3 | test_bad_specs |
@@ -263,8 +266,20 @@ def test_validation_failure_exits_11_and_writes_nothing(tmp_path):
     ("import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        return torch.fft.fft(x).real\n"
      "def build():\n    return M()\n", 8, "operation .*fft.* has no ONNX lowering"),
     ("import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        return x if x.sum() > 0 else -x\n"
-     "def build():\n    return M()\n", 5, "cannot lift module 'M': its forward branches"),
-], ids=["missing", "no-build", "build-raises", "not-a-module", "import-error", "unsupported-op", "control-flow"])
+     "def build():\n    return M()\n", 5, "cannot lift module 'M': its forward needs the truth value of a value computed from the model's inputs at M.forward line 4 \\(spec.py\\)"),
+    ("import torch\nclass M(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+     "        self.a = torch.nn.Parameter(torch.zeros(2))\n        self.c = torch.nn.Conv2d(3, 3, 1)\n"
+     "    def forward(self, x):\n        w = torch.softmax(self.a + torch.rand(2), -1)\n"
+     "        return w[0] * self.c(x) + w[1] * x\n"
+     "def build():\n    return M()\n", 5, "cannot lift module 'M': its forward draws random numbers"),
+    ("import torch\nclass M(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+     "        self.a = torch.nn.Parameter(torch.zeros(2))\n        self.c = torch.nn.Conv2d(3, 3, 1)\n"
+     "    def forward(self, x):\n        w = torch.sigmoid(self.a)\n        return self.c(x) * self.c(x) * w[0]\n"
+     "def build():\n    return M()\n", 6, "architecture weights \\(a softmax or sigmoid of 'a'\\) reach the computation"),
+    ("import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        y = x[:, :1]\n        y.mul_(2)\n"
+     "        return x\ndef build():\n    return M()\n", 5, "writes in place into a view"),
+], ids=["missing", "no-build", "build-raises", "not-a-module", "import-error", "unsupported-op", "control-flow",
+        "random-sampling", "unconsumed-arch-weights", "inplace-view"])
 def test_bad_specs(tmp_path, text, code, message):
     spec = str(tmp_path / "missing.py") if text is None else write_spec(tmp_path, text)
     proc = run_cli("compile", spec, "-o", str(tmp_path / "m.onnx"), "--input-shape", "1,4")

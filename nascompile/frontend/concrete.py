@@ -170,7 +170,7 @@ class Evaluator:
                 index = [n for n in node.graph.nodes if n.op == "placeholder"].index(node)
             return untaint(self.placeholder(index))
         if node.op == "get_attr":
-            with _untraced():
+            with untraced():
                 owner_path, _, name = node.target.rpartition(".")
                 owner = self.root.get_submodule(owner_path) if owner_path else self.root
                 return getattr(owner, name), False
@@ -188,13 +188,13 @@ class Evaluator:
         else:
             def call() -> Any:
                 return node.target(*args, **kwargs)
-        with torch.no_grad(), _untraced():
+        with torch.no_grad(), untraced():
             value = run_deterministic(call)
         return value, tainted and not shape_query
 
 
 @contextlib.contextmanager
-def _untraced() -> Iterator[None]:
+def untraced() -> Iterator[None]:
     """Module calls and attribute reads as in eager PyTorch, even while fx is tracing (fx patches
     `nn.Module.__call__` and `__getattr__` for the duration of a trace)."""
     from torch.fx import _symbolic_trace as symbolic

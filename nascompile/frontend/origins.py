@@ -212,7 +212,7 @@ def weight_element(origin: Any, shapes: dict[str, tuple] | None = None) -> Weigh
         return WeightElement(vector[0], vector[1], index)
     # an element of a concatenation of weight vectors (PC-DARTS's betas): find the part it falls in
     if isinstance(base, Op) and base.name == "cat" and shapes is not None:
-        parts = base.args[0] if base.args else ()
+        parts = cat_parts(base)
         offset = 0
         for part in parts:
             vector = weight_vector(part)
@@ -225,13 +225,25 @@ def weight_element(origin: Any, shapes: dict[str, tuple] | None = None) -> Weigh
     return None
 
 
+def cat_parts(origin: Op) -> list[Any]:
+    """The parts of a concatenation along dim 0, nested concatenations flattened (PC-DARTS grows its
+    edge weights by `weights2 = torch.cat([weights2, softmax(betas[start:end])])` in a loop)."""
+    dim = origin.args[1] if len(origin.args) > 1 else origin.kwarg("dim", 0)
+    if dim not in (0, -1) or not origin.args or not isinstance(origin.args[0], tuple):
+        return [origin]
+    parts: list[Any] = []
+    for part in origin.args[0]:
+        parts += cat_parts(part) if isinstance(part, Op) and part.name == "cat" else [part]
+    return parts
+
+
 def cat_part_lengths(origin: Any, root: torch.nn.Module) -> dict[str, tuple]:
     """Shapes of the logits vectors inside a `cat` origin (what `weight_element` needs to index it)."""
     shapes: dict[str, tuple] = {}
     if isinstance(origin, Op) and origin.name == "getitem":
         origin = origin.args[0]
     if isinstance(origin, Op) and origin.name == "cat" and origin.args:
-        for part in origin.args[0]:
+        for part in cat_parts(origin):
             vector = weight_vector(part)
             if vector is not None:
                 shapes[vector[1].label] = tuple(vector[1].value(root).shape)

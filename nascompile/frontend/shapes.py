@@ -62,8 +62,11 @@ def ensure_types(graph: Graph, node: str) -> None:
         seen.add(current)
         stack.append((current, True))
         stack.extend((arg, False) for arg in graph.inputs(current))
-    for current in order:
-        _compute_type(graph, current)
+    from .concrete import untraced
+
+    with untraced():
+        for current in order:
+            _compute_type(graph, current)
 
 
 def _compute_type(graph: Graph, node: str) -> None:

@@ -18,6 +18,7 @@ passes. So, unlike `torch.fx.symbolic_trace`:
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ class Binding:
     kwarg_specs: dict[str, Any]  # keyword-only / **kwargs entries: PH or value
     placeholder_names: list[str]
     placeholder_value: Callable[[int], Any] = field(repr=False, default=lambda i: None)
+    raw: list[Any] = field(repr=False, default_factory=list)  # the call's own values for the placeholders
 
     def key(self) -> tuple:
         """What a trace depends on besides the module: the concrete values and where placeholders are."""
@@ -90,7 +92,7 @@ def bind_call(module: nn.Module, args: tuple, kwargs: dict, needs_placeholder: C
         else:
             names.append(param.name)
             specs.append(_spec(value, param.name, needs_placeholder, ph_names, ph_values))
-    return Binding(names, specs, kwarg_specs, ph_names, lambda i: ph_values[i])
+    return Binding(names, specs, kwarg_specs, ph_names, lambda i: ph_values[i], ph_values)
 
 
 def _spec(value: Any, name: str, needs_placeholder: Callable[[Any], bool], ph_names: list, ph_values: list) -> Any:
@@ -115,7 +117,7 @@ class ConcreteProxy(fx.Proxy):
     """An fx proxy that answers `len`, `int`, `float` and indexing questions with concrete values."""
 
     def __len__(self) -> int:
-        return len(self.tracer.concrete(self, "len()"))
+        return len(self.tracer.concrete(self, "len()", structural=True))
 
     def __index__(self) -> int:
         return as_index(self.tracer.concrete(self, "an integer"))
@@ -171,19 +173,28 @@ class ScopeTracer(fx.Tracer):
             it = iter(proxies)
             args = [next(it) if spec is PH else spec for spec in b.specs]
             kwargs = {key: next(it) if spec is PH else spec for key, spec in b.kwarg_specs.items()}
-            return root_fn(root, *args, **kwargs)
+            return _with_hooks(root, root_fn, tuple(args), kwargs)
 
         return bound_forward, [self.module, *placeholders]
 
     # --- concrete answers for control flow --------------------------------------------------------
-    def concrete(self, proxy: fx.Proxy, what: str) -> Any:
-        """The concrete value of `proxy` where Python needs one (a branch, a length, an index)."""
+    def concrete(self, proxy: fx.Proxy, what: str, structural: bool = False) -> Any:
+        """The concrete value of `proxy` where Python needs one (a branch, a length, an index).
+
+        `structural`: only the value's length is used (iterating a list of tensors, `len(x)`), which
+        is fixed at compile time even for values computed from the inputs.
+        """
+        node = proxy.node
+        if structural and node.op == "placeholder":  # a list the caller passed: its length, no values needed
+            raw = self.binding.raw[[n for n in node.graph.nodes if n.op == "placeholder"].index(node)]
+            if isinstance(raw, (list, tuple)):
+                return raw
         try:
             value, tainted = self.evaluator.value(proxy.node)
         except RandomSampling:
             raise _random_sampling(self.where, user_location()) from None
         where = user_location()
-        if tainted:
+        if tainted and not structural:
             line = f" at {where}" if where else ""
             source = f": `{where.source}`" if where and where.source else ""
             raise TraceError(
@@ -191,7 +202,7 @@ class ScopeTracer(fx.Tracer):
                 f"inputs{line}{source}. A compiled network cannot branch on its inputs' values; branch on shapes, "
                 "constructor arguments or parameters instead, or make this code part of a candidate that loses")
         self.guards.append((proxy.node, _guard_value(value)))
-        if where is not None:
+        if where is not None and not structural:  # a branch or a number; lengths are structure, not listed
             self.specializations.append(Specialization(str(where), where.source, _shown(value)))
         return value
 
@@ -199,7 +210,7 @@ class ScopeTracer(fx.Tracer):
         return bool(self.concrete(obj, "the truth value"))
 
     def iter(self, obj: fx.Proxy):
-        value = self.concrete(obj, "the length")
+        value = self.concrete(obj, "the length", structural=True)
         return iter([obj[i] for i in range(len(value))])
 
     def keys(self, obj: fx.Proxy) -> Any:
@@ -237,7 +248,7 @@ class ScopeTracer(fx.Tracer):
     # --- the trace ----------------------------------------------------------------------------------
     def run(self) -> Trace:
         try:
-            with _plain_tensor_attributes_visible(self.module):
+            with _plain_tensor_attributes_visible(self.module), _no_sampling(self.where):
                 graph = self.trace(self.module)
         except TraceError:
             raise
@@ -251,6 +262,64 @@ class ScopeTracer(fx.Tracer):
             raise TraceError(f"cannot lift module {self.where!r}{line}{source}: torch.fx cannot trace it "
                              f"({type(exc).__name__}: {message})") from None
         return Trace(graph, self.guards, self.specializations)
+
+
+def _with_hooks(module: nn.Module, forward: Callable, args: tuple, kwargs: dict) -> Any:
+    """`forward` with the module's own forward pre-hooks and hooks around it, as `module(...)` runs them
+    (so they are traced too)."""
+    if module._forward_pre_hooks_with_kwargs or module._forward_hooks_with_kwargs:
+        raise TraceError(f"module {type(module).__name__} has forward hooks taking keyword arguments, which "
+                         "nascompile does not trace; remove them before compiling")
+    for hook in module._forward_pre_hooks.values():
+        result = hook(module, args)
+        if result is not None:
+            args = result if isinstance(result, tuple) else (result,)
+    out = forward(module, *args, **kwargs)
+    for hook in module._forward_hooks.values():
+        result = hook(module, args, out)
+        if result is not None:
+            out = result
+    return out
+
+
+class _no_sampling:
+    """Refuse a forward that draws from torch's, Python's or numpy's generator while it is traced
+    (`torch.rand(2)` runs right away; SETN-style `random.choice(self.edges[key])`): the traced graph
+    would be one random sample."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def __enter__(self):
+        import random
+
+        self.state = random.getstate()
+        self.numpy = _numpy_state()
+        self.torch = torch.random.get_rng_state()
+        return self
+
+    def __exit__(self, exc_type, *exc_info):
+        import random
+
+        if exc_type is None and (random.getstate() != self.state or not _same_numpy_state(self.numpy)
+                                 or not torch.equal(torch.random.get_rng_state(), self.torch)):
+            raise TraceError(f"cannot lift module {self.where!r}: its forward draws random numbers (torch, Python's "
+                             "`random` or numpy: it samples noise or a path of the supernet); a compiled network "
+                             "cannot depend on a draw. Compile the deterministic network the search derives (a "
+                             "forward without sampling, e.g. the mode that mixes or takes the argmax)")
+        return False
+
+
+def _numpy_state() -> Any:
+    np = sys.modules.get("numpy")
+    return None if np is None else np.random.get_state()
+
+
+def _same_numpy_state(before: Any) -> bool:
+    after = _numpy_state()
+    if before is None or after is None:
+        return True
+    return before[0] == after[0] and (before[1] == after[1]).all() and before[2:] == after[2:]
 
 
 def _random_sampling(where: str, location: Any) -> TraceError:
