@@ -48,9 +48,19 @@ def _key(module: nn.Module, is_choice: Callable[[nn.Module], bool]) -> Hashable:
                     for kind in ("_parameters", "_buffers") for name, t in getattr(module, kind).items())
     attrs = tuple((name, _frozen(value)) for name, value in sorted(vars(module).items())
                   if name not in _MODULE_INTERNALS)
-    children = tuple((name, None if child is None else _key(child, is_choice))
+    children = tuple((name, None if child is None else _child_key(child, is_choice))
                      for name, child in module._modules.items())
     return (type(module), module.training, tensors, attrs, children)
+
+
+def _child_key(child: nn.Module, is_choice: Callable[[nn.Module], bool]) -> Hashable:
+    """A choice child is a leaf of every trace that calls it: only its kind and plain attributes can
+    matter to that trace, not the candidates inside it."""
+    if is_choice(child):
+        attrs = tuple((name, _frozen(value)) for name, value in sorted(vars(child).items())
+                      if name not in _MODULE_INTERNALS and isinstance(value, _PLAIN + (tuple, list)))
+        return ("choice", type(child), attrs)
+    return _key(child, is_choice)
 
 
 def structure_key(module: nn.Module, is_choice: Callable[[nn.Module], bool]) -> Hashable | None:

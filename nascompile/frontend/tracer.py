@@ -17,6 +17,7 @@ passes. So, unlike `torch.fx.symbolic_trace`:
 
 from __future__ import annotations
 
+import collections
 import inspect
 import sys
 from collections.abc import Callable
@@ -50,8 +51,20 @@ class Binding:
     raw: list[Any] = field(repr=False, default_factory=list)  # the call's own values for the placeholders
 
     def key(self) -> tuple:
-        """What a trace depends on besides the module: the concrete values and where placeholders are."""
-        return tuple(_frozen(s) for s in self.specs) + tuple((k, _frozen(v)) for k, v in sorted(self.kwarg_specs.items()))
+        """What a trace depends on besides the module: the concrete values, and the structure of what the
+        placeholders stand for (list lengths, tensor shapes: a loop over a list of states is unrolled)."""
+        return (tuple(_frozen(s) for s in self.specs) + tuple((k, _frozen(v)) for k, v in sorted(self.kwarg_specs.items()))
+                + tuple(_skeleton(v) for v in self.raw))
+
+
+def _skeleton(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return ("tensor", tuple(value.shape), value.dtype)
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_skeleton(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _skeleton(v)) for k, v in sorted(value.items(), key=lambda kv: repr(kv[0]))))
+    return type(value).__name__
 
 
 def _frozen(value: Any) -> Any:
@@ -143,7 +156,8 @@ class ScopeTracer(fx.Tracer):
     """Traces `module`'s forward as `binding` says (see the module docstring)."""
 
     def __init__(self, module: nn.Module, path: str, binding: Binding):
-        super().__init__(param_shapes_constant=True)
+        # no autowrapping of `math` functions: fx would scan the globals of every forward it meets
+        super().__init__(autowrap_modules=(), param_shapes_constant=True)
         self.module = module
         self.where = path or type(module).__name__
         self.binding = binding
@@ -152,6 +166,8 @@ class ScopeTracer(fx.Tracer):
         self.specializations: list[Specialization] = []
         self._own_names: dict[int, str] | None = None
         self._tensor_names: dict[int, str] | None = None
+        self._paths: dict[int, str] | None = None  # id -> path, filled breadth first on demand
+        self._frontier: collections.deque = collections.deque()
 
     # --- every submodule call is a leaf -----------------------------------------------------------
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
@@ -245,10 +261,29 @@ class ScopeTracer(fx.Tracer):
                 return parameter_proxy_cache[name]
         return super().getattr(attr, attr_val, parameter_proxy_cache)
 
+    def path_of_module(self, mod: nn.Module) -> str:
+        """The path of a submodule the forward calls: a child, or deeper (a candidate in `self.edges[k]`,
+        a method of a child running inline). Found on demand, see `_shallow_walks`."""
+        if self._paths is None:
+            self._paths, self._frontier = {}, collections.deque([("", self.module)])
+        path = self._paths.get(id(mod))
+        while path is None and self._frontier:  # breadth first: a child or grandchild is found at once
+            prefix, current = self._frontier.popleft()
+            for name, child in current._modules.items():
+                if child is not None and id(child) not in self._paths:
+                    full = f"{prefix}.{name}" if prefix else name
+                    self._paths[id(child)] = full
+                    self._frontier.append((full, child))
+            path = self._paths.get(id(mod))
+        if path is None:
+            raise NameError(f"module {type(mod).__name__} is called by {self.where!r} but is not one of its submodules")
+        return path
+
     # --- the trace ----------------------------------------------------------------------------------
     def run(self) -> Trace:
         try:
-            with _plain_tensor_attributes_visible(self.module), _no_sampling(self.where):
+            with _plain_tensor_attributes_visible(self.module), _no_sampling(self.where), \
+                    _shallow_walks(self.module):
                 graph = self.trace(self.module)
         except TraceError:
             raise
@@ -280,6 +315,31 @@ def _with_hooks(module: nn.Module, forward: Callable, args: tuple, kwargs: dict)
         if result is not None:
             out = result
     return out
+
+
+class _shallow_walks:
+    """Keep fx's set-up walks of the traced module shallow for the duration of its trace.
+
+    `fx.Tracer.trace` maps every module below the root to its path and collects every tensor attribute
+    below it, each trace: on a cell of a supernet that is thousands of candidate modules, traced once
+    per cell and node. Every submodule call is a leaf here, and paths and tensor names are found on
+    demand (`path_of_module`, `_name_of`), so fx is shown the root and its children only.
+    """
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+
+    def __enter__(self):
+        module = self.module
+        children = list(module._modules.items())
+        module.named_modules = lambda *a, **k: iter([("", module)] + [(n, c) for n, c in children if c is not None])
+        module.named_children = lambda: iter(())
+        return self
+
+    def __exit__(self, *exc_info):
+        del self.module.__dict__["named_modules"]
+        del self.module.__dict__["named_children"]
+        return False
 
 
 class _no_sampling:
