@@ -127,7 +127,7 @@ def test_candidate_names_from_switches_and_per_edge_lists():
 
 
 def test_random_sampling_is_refused_with_its_line():
-    with pytest.raises(TraceError, match=r"GumbelNetwork.*line \d+ \(wild_supernets.py\).*draws random numbers"):
+    with pytest.raises(TraceError, match=r"GumbelNetwork.*line \d+ \(wild_supernets.py\).*draws random numbers \(exponential_\)"):
         nascompile.compile(build(W.GumbelNetwork), (X[:1],))
 
 
@@ -141,3 +141,43 @@ def test_architecture_weights_no_pattern_consumes_are_never_a_silent_supernet():
         nascompile.compile(build(W.UnrecognizedNetwork), (X[:1],))
     result = nascompile.compile(build(W.UnrecognizedNetwork), (X[:1],), allow_no_choices=True)
     assert result.decisions == {}
+
+
+def test_a_conversion_error_names_the_line():
+    import torch.nn as nn
+
+    class FFT(nn.Module):
+        def forward(self, x):
+            return torch.fft.fft(x).real
+
+    with pytest.raises(nascompile.errors.LoweringError, match=r"FFT.forward line \d+ \(test_wild_lift.py\): `return torch.fft"):
+        nascompile.compile(FFT(), (X[:1],))
+
+
+def test_fair_darts_sigmoid_weights_are_read_by_the_darts_fast_path_too():
+    import torch.nn as nn
+
+    class PlainMixedOp(nn.Module):  # `_ops` + forward(x, weights): the DARTS-reference recognizer's fast path
+        def __init__(self, c):
+            super().__init__()
+            self._ops = nn.ModuleList(W.make_op(p, c) for p in W.PRIMITIVES)
+
+        def forward(self, x, weights):
+            return sum(w * op(x) for w, op in zip(weights, self._ops))
+
+    class Sigmoid(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 3, padding=1)
+            self.edge = PlainMixedOp(8)
+            self.alphas_normal = nn.Parameter(torch.randn(1, len(W.PRIMITIVES)))
+
+        def forward(self, x):
+            return self.edge(self.stem(x), torch.sigmoid(self.alphas_normal)[0])
+
+    model = build(Sigmoid)
+    result = nascompile.compile(model, (X[:1],))
+    (choice,) = result.lifted.nodes_of("layer_choice")
+    assert result.lifter.owner(model.edge).name == "darts-reference"
+    assert result.lifted.attrs(choice)["weighting"] == "sigmoid"
+    assert result.lifted.attrs(choice)["family"] == "fair-darts"

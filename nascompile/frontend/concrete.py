@@ -116,7 +116,7 @@ def untaint(value: Any) -> tuple[Any, bool]:
 
 
 class RandomSampling(Exception):
-    """A value's computation drew from torch's random generator."""
+    """A value's computation drew from torch's random generator (args: the op that drew, when known)."""
 
 
 def run_deterministic(fn: Callable[[], Any]) -> Any:
@@ -188,8 +188,13 @@ class Evaluator:
         else:
             def call() -> Any:
                 return node.target(*args, **kwargs)
-        with torch.no_grad(), untraced():
-            value = run_deterministic(call)
+        try:
+            with torch.no_grad(), untraced():
+                value = run_deterministic(call)
+        except RandomSampling as exc:
+            if exc.args:  # an argument's computation drew first: keep its name
+                raise
+            raise RandomSampling(getattr(node.target, "__name__", str(node.target))) from None
         return value, tainted and not shape_query
 
 

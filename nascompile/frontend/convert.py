@@ -147,14 +147,23 @@ class Converter:
             return self.path(node.target)
         return self.path()
 
+    @property
+    def line(self) -> str:
+        """` (Cell.forward line 12 (model_search.py): `source`)` for the node being converted, if known."""
+        location = self.fx_node.meta.get("location") if self.fx_node is not None else None
+        if location is None:
+            return ""
+        source = f": `{location.source}`" if location.source else ""
+        return f" ({location}{source})"
+
     def fail(self, message: str) -> TraceError:
         where = self.where or "<model>"
-        return TraceError(f"at module {where!r}: {message}")
+        return TraceError(f"at module {where!r}{self.line}: {message}")
 
     def unsupported(self, what: str, hint: str = "") -> LoweringError:
         """An operation nascompile has no IR op / ONNX lowering for."""
         where = self.where or "<model>"
-        return LoweringError(f"at module {where!r}: {what} has no ONNX lowering in nascompile{hint}")
+        return LoweringError(f"at module {where!r}{self.line}: {what} has no ONNX lowering in nascompile{hint}")
 
     def emit(self, op: str, inputs=(), *, attrs=None, params=None, name: str | None = None) -> V:
         """Add an IR node for the operation being converted."""

@@ -141,13 +141,13 @@ class DartsReferenceMixedOps(MixedOpRecognizer):
         return [self._bound(module, args, kwargs)[0]]
 
     def arch_logits(self, module: nn.Module, call: MixedOpCall) -> tuple[str, torch.Tensor]:
-        """Follow `weights` back to `softmax(alphas)[row]` (`origins.weight_vector`), across modules:
-        label `alphas[row]`, logits `alphas[row]`."""
+        """Follow `weights` back to `softmax(alphas)[row]` (or FairDARTS's `sigmoid(alphas)[row]`,
+        `origins.weight_vector`), across modules: label `alphas[row]`, logits `alphas[row]`."""
         weights = self._bound(module, call.args, call.kwargs)[1]
         fx_weights = self._bound(module, call.fx_node.args, call.fx_node.kwargs)[1]
         where = f"mixed op {call.path!r}"
         vector = weight_vector(origin_of(call.cx, fx_weights))
-        if vector is None or vector[0] != "softmax" or not isinstance(weights, torch.Tensor):
+        if vector is None or not isinstance(weights, torch.Tensor):
             raise ChoiceError(
                 f"{where} is called with weights that are not softmax(alphas, dim=-1)[i] of a tensor attribute "
                 f"(they come from {fx_weights}); nascompile reads the architecture logits behind that softmax")
@@ -157,12 +157,23 @@ class DartsReferenceMixedOps(MixedOpRecognizer):
         if own.dim() != 1:
             raise ChoiceError(f"{where}: the weights are a softmax of {logits.label!r}, which is not one vector of "
                               "logits (one row per edge)")
-        if own.shape != weights.shape or not torch.allclose(torch.softmax(own.detach(), -1), weights, atol=1e-6):
-            raise ChoiceError(f"{where}: its weights are not softmax({logits.label})")
+        fn = vector[0]
+        expected = torch.softmax(own.detach(), -1) if fn == "softmax" else torch.sigmoid(own.detach())
+        if own.shape != weights.shape or not torch.allclose(expected, weights, atol=1e-6):
+            raise ChoiceError(f"{where}: its weights are not {fn}({logits.label})")
+        self._weighting[call.path] = fn
         given = call.arch_params.take(logits.path, alphas.shape, f"the alphas {logits.path!r} of {call.path!r}")
         if given is not None:
             own = logits.value_of(given)
         return logits.label, own
+
+    def __init__(self) -> None:
+        self._weighting: dict[str, str] = {}  # mixed-op path -> softmax | sigmoid (FairDARTS)
+
+    def extra_attrs(self, module: nn.Module, call: MixedOpCall) -> dict[str, Any]:
+        if self._weighting.get(call.path) == "sigmoid":
+            return {"weighting": "sigmoid", "family": "fair-darts"}
+        return {}
 
     def run_fixed(self, module: nn.Module, forward: Any, chosen: int | None, args: tuple, kwargs: dict) -> Any:
         """The op's own forward with one-hot weights on the chosen op (all zeros for a dropped edge)."""

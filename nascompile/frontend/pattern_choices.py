@@ -81,7 +81,7 @@ class PatternChoices:
             return
         sources = ", ".join(repr(s) for s in arch_sources(found[1])) or "a parameter"
         raise ChoiceError(
-            f"at module {cx.where or '<model>'!r}: architecture weights (a softmax or sigmoid of {sources}) reach the "
+            f"at module {cx.where or '<model>'!r}{cx.line}: architecture weights (a softmax or sigmoid of {sources}) reach the "
             "computation, but nascompile recognized no mixture there, so the ONNX file would be the continuous "
             "supernet. nascompile recognizes sum_j w_j * candidate_j(x) with the candidates submodules called on one "
             "input and w_j = softmax(logits)[j] or sigmoid(logits)[j]; write the mixture that way, register a "

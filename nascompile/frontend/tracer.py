@@ -176,6 +176,12 @@ class ScopeTracer(fx.Tracer):
     def proxy(self, node: fx.Node) -> fx.Proxy:
         return ConcreteProxy(node, self)
 
+    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        """An fx node that remembers the line of the user's code that made it (for error messages)."""
+        node = super().create_node(*args, **kwargs)
+        node.meta["location"] = user_location()
+        return node
+
     # --- the call site's binding ------------------------------------------------------------------
     def create_args_for_root(self, root_fn: Callable, is_module: bool, concrete_args: Any = None):
         b = self.binding
@@ -207,8 +213,8 @@ class ScopeTracer(fx.Tracer):
                 return raw
         try:
             value, tainted = self.evaluator.value(proxy.node)
-        except RandomSampling:
-            raise _random_sampling(self.where, user_location()) from None
+        except RandomSampling as exc:
+            raise _random_sampling(self.where, user_location(), *exc.args) from None
         where = user_location()
         if tainted and not structural:
             line = f" at {where}" if where else ""
@@ -382,11 +388,12 @@ def _same_numpy_state(before: Any) -> bool:
     return before[0] == after[0] and (before[1] == after[1]).all() and before[2:] == after[2:]
 
 
-def _random_sampling(where: str, location: Any) -> TraceError:
+def _random_sampling(where: str, location: Any, op: str | None = None) -> TraceError:
     line = f" at {location}" if location else ""
     source = f": `{location.source}`" if location and location.source else ""
+    what = f" ({op})" if op else ""
     return TraceError(
-        f"cannot lift module {where!r}{line}{source}: its forward draws random numbers (Gumbel or Dirichlet "
+        f"cannot lift module {where!r}{line}{source}: its forward draws random numbers{what} (Gumbel or Dirichlet "
         "sampling, noise); a compiled network cannot depend on a draw. Compile the deterministic network the "
         "search derives (e.g. the argmax of the logits: a forward without sampling, as in eval mode)")
 
