@@ -158,6 +158,8 @@ def test_fair_darts_sigmoid_weights_are_read_by_the_darts_fast_path_too():
     import torch.nn as nn
 
     class PlainMixedOp(nn.Module):  # `_ops` + forward(x, weights): the DARTS-reference recognizer's fast path
+        PRIMITIVES = W.PRIMITIVES
+
         def __init__(self, c):
             super().__init__()
             self._ops = nn.ModuleList(W.make_op(p, c) for p in W.PRIMITIVES)
