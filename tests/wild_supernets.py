@@ -132,20 +132,25 @@ class DefaultsNetwork(nn.Module):
 
     def genotype(self):
         """DARTS's own derivation: per node, the 2 edges with the strongest non-none op, and that op."""
-        def parse(w):
-            gene, start, n = [], 0, 2
-            for _ in range(self.steps):
-                rows = w[start:start + n]
-                none = PRIMITIVES.index("none")
-                edges = sorted(range(n), key=lambda x: -max(rows[x][k] for k in range(len(rows[x])) if k != none))[:2]
-                for j in edges:
-                    best = max((k for k in range(len(rows[j])) if k != none), key=lambda k: rows[j][k])
-                    gene.append((PRIMITIVES[best], j))
-                start += n
-                n += 1
-            return gene
-        return (parse(F.softmax(self.alphas_normal, dim=-1).tolist()),
-                parse(F.softmax(self.alphas_reduce, dim=-1).tolist()))
+        return (darts_parse(F.softmax(self.alphas_normal, dim=-1).tolist(), self.steps),
+                darts_parse(F.softmax(self.alphas_reduce, dim=-1).tolist(), self.steps))
+
+
+def darts_parse(w, steps, edge_weights=None):
+    """DARTS's `genotype()` parse of one cell's op weights (rows per edge), each row scaled by its edge
+    weight first when given (PC-DARTS): per node the 2 edges whose best non-none op is strongest."""
+    gene, start, n = [], 0, 2
+    none = PRIMITIVES.index("none")
+    for _ in range(steps):
+        rows = [[v * (1.0 if edge_weights is None else edge_weights[start + j]) for v in w[start + j]]
+                for j in range(n)]
+        edges = sorted(range(n), key=lambda x: -max(rows[x][k] for k in range(len(rows[x])) if k != none))[:2]
+        for j in edges:
+            best = max((k for k in range(len(rows[j])) if k != none), key=lambda k: rows[j][k])
+            gene.append((PRIMITIVES[best], j))
+        start += n
+        n += 1
+    return gene
 
 
 # --- 2. NAS-Bench-201 search cell: the mixture written inline, edges in a ModuleDict ------------------
@@ -306,20 +311,10 @@ class PartialNetwork(nn.Module):
 
     def genotype(self):
         """PC-DARTS's derivation: edges ranked by softmax(alpha) * softmax(beta), 2 per node."""
-        def parse(w, w2):
-            gene, start, n = [], 0, 2
-            none = PRIMITIVES.index("none")
-            for _ in range(self.steps):
-                rows = [[v * w2[start + j] for v in w[start + j]] for j in range(n)]
-                edges = sorted(range(n), key=lambda x: -max(rows[x][k] for k in range(len(rows[x])) if k != none))[:2]
-                for j in edges:
-                    best = max((k for k in range(len(rows[j])) if k != none), key=lambda k: rows[j][k])
-                    gene.append((PRIMITIVES[best], j))
-                start += n
-                n += 1
-            return gene
-        return (parse(F.softmax(self.alphas_normal, -1).tolist(), self.edge_weights(self.betas_normal).tolist()),
-                parse(F.softmax(self.alphas_reduce, -1).tolist(), self.edge_weights(self.betas_reduce).tolist()))
+        return (darts_parse(F.softmax(self.alphas_normal, -1).tolist(), self.steps,
+                            self.edge_weights(self.betas_normal).tolist()),
+                darts_parse(F.softmax(self.alphas_reduce, -1).tolist(), self.steps,
+                            self.edge_weights(self.betas_reduce).tolist()))
 
 
 # --- 5. an auxiliary term inside the mixed op --------------------------------------------------------
