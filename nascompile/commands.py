@@ -2,7 +2,7 @@
 
     nascompile report SPEC [--json] [--near-tie 0.01]
     nascompile plot SPEC -o cells.svg [--ir [PASS]]
-    nascompile export SPEC --format nni|genotype|json [-o FILE]
+    nascompile export SPEC --format nni|genotype|json [-o FILE]   |   --format pytorch -o DIR [--fresh-weights]
     nascompile inspect model.onnx [--json]
 
 `report`, `plot` and `export` take the model options of `compile` (`options.add_model_arguments`) and
@@ -19,7 +19,7 @@ from .errors import ModelFileError, PipelineError, RenderError, UsageError
 from .files import STDOUT
 from .options import add_model_arguments, compile_from_args, pipeline_of, progress_for, spec_output_to_stderr
 
-EXPORT_FORMATS = ("nni", "genotype", "json")
+EXPORT_FORMATS = ("nni", "genotype", "json", "pytorch")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -46,9 +46,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_model_arguments(p)
     p.add_argument("--format", choices=EXPORT_FORMATS, default="json",
                    help="nni: NNI's exported-architecture JSON; genotype: DARTS's Genotype text; json: the versioned "
-                        "architecture description with its sha256 (default)")
+                        "architecture description with its sha256 (default); pytorch: a standalone module (model.py) and its "
+                        "weights (model.safetensors) in the -o directory")
     p.add_argument("--name", help="with --format genotype: write `NAME = Genotype(...)`, as in DARTS's genotypes.py")
-    p.add_argument("-o", "--output", help="file to write (default and '-': stdout)")
+    p.add_argument("-o", "--output", help="file to write (default and '-': stdout); with --format pytorch, the directory")
+    p.add_argument("--fresh-weights", action="store_true", help="with --format pytorch: store the layers' default "
+                   "initialization (seeded by --seed) instead of the supernet's weights, for retraining from scratch")
     p.set_defaults(run=run_export)
 
     p = sub.add_parser("inspect", help="print the decisions and architecture hash stored in an emitted ONNX file")
@@ -127,6 +130,12 @@ def run_export(args: argparse.Namespace) -> int:
 
     if args.name and args.format != "genotype":
         raise UsageError(f"--name applies to --format genotype only, not --format {args.format}")
+    if args.fresh_weights and args.format != "pytorch":
+        raise UsageError(f"--fresh-weights applies to --format pytorch only, not --format {args.format}")
+    if args.format == "pytorch":
+        from .deploy_options import run_pytorch_export
+
+        return run_pytorch_export(args)
     result = compile_from_args(args)
     if args.format == "nni":
         text = nni_json(result.decisions)

@@ -7,6 +7,7 @@ import sys
 import time
 
 from .errors import InputShapeError
+from .deploy_options import add_precision_arguments, check_precision_arguments, save_options
 from .files import STDOUT
 from .options import add_model_arguments, compile_from_args, opset, progress_for, spec_output_to_stderr, tolerance
 from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
@@ -28,6 +29,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=opset, default=None,
                    help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default {DEFAULT_OPSET})")
     p.add_argument("--static-batch", action="store_true", help="fix the batch dimension instead of leaving it symbolic")
+    add_precision_arguments(p)
     p.set_defaults(run=run_compile)
 
 
@@ -49,10 +51,13 @@ def _print_summary(result, report, seconds: float, file) -> None:
     lines = [f"decisions ({len(decisions)} choices):", *format_decisions(decisions),
              f"supernet: {result.lifted_ops} IR nodes ({result.lifted_choices} choices), {result.lifted_params:,} params",
              f"discrete: {ir_ops(result.graph)} ops, {count_params(result.graph):,} params"]
+    lines += [f"specialized: {specialization}" for specialization in result.specializations]  # branches the lift took
     if result.genotype is not None:
         lines.append(f"genotype: {result.genotype}")
     if report.validation is not None:
         lines.append(report.validation.summary())
+    if report.accuracy is not None:
+        lines.append(report.accuracy.summary())
     lines += [f"wrote {path}" for path in report.files]
     lines += [f"architecture sha256: {result.sha256}", f"done in {seconds:.2f} s"]
     print("\n".join(lines), file=file)
@@ -61,12 +66,13 @@ def _print_summary(result, report, seconds: float, file) -> None:
 def run_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     sizes = batch_sizes(args.batch_sizes) if args.batch_sizes is not None else None
+    check_precision_arguments(args)
     result = compile_from_args(args)
     with spec_output_to_stderr():  # validation runs the supernet's forward
         report = result.save(args.output, decisions_path=args.decisions,
                              validate=args.device if args.validate else None, opset=args.opset,
                              dynamic_batch=not args.static_batch, batch_sizes=sizes, atol=args.atol, rtol=args.rtol,
-                             progress=progress_for(args))
+                             progress=progress_for(args), **save_options(args, result))
     if not args.quiet:  # the summary is a result (stdout), unless the model itself went to stdout (-o -)
         _print_summary(result, report, time.perf_counter() - start, sys.stderr if args.output == STDOUT else sys.stdout)
     return 0

@@ -131,6 +131,11 @@ class CompileResult:
         return self.description()["sha256"]
 
     @property
+    def specializations(self) -> list[str]:
+        """The branches the lift took at compile time: where, the condition's source, its value."""
+        return list(self.lifted.graph.get("specializations", []))
+
+    @property
     def lifted_ops(self) -> int:
         """IR nodes right after the lift (a choice is one node)."""
         return ir_ops(self.lifted)
@@ -162,19 +167,19 @@ class CompileResult:
 
         return onnx_metadata(self.description(), __version__, self.pipeline)
 
-    def to_onnx(self, opset: int | None = None, dynamic_batch: bool = True):
-        """The discrete network as an `onnx.ModelProto`, weights inherited from the supernet."""
+    def to_onnx(self, opset: int | None = None, dynamic_batch: bool = True, dynamic_spatial: bool = False):
+        """The discrete network as an `onnx.ModelProto`, weights inherited from the supernet.
+
+        `dynamic_spatial`: the inputs' height and width are symbolic too (validated at two sizes by `save`)."""
         from .backend import DEFAULT_OPSET, to_onnx
 
         return to_onnx(self.graph, opset=opset or DEFAULT_OPSET, dynamic_batch=dynamic_batch,
-                       metadata=self.metadata(), name=type(self.model).__name__)
+                       dynamic_spatial=dynamic_spatial, metadata=self.metadata(), name=type(self.model).__name__)
 
-    def validate(self, onnx_model: str | os.PathLike | bytes, device: str = "cpu",
-                 batch_sizes: Sequence[int] = (1, 2), atol: float = 1e-4, rtol: float = 1e-3, seed: int = 0):
-        """Compare onnxruntime on `device` with the PyTorch reference; returns a `ValidationReport`."""
-        from .runtime import make_session, torch_device, validate_session
+    def reference_on(self, device: str = "cpu") -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
+        """The PyTorch reference as a function of CPU inputs, run on `device`, returning CPU outputs."""
+        from .runtime import torch_device
 
-        session = make_session(onnx_model, device)
         target = torch_device(device)
         original = next(self.model.parameters(), torch.empty(0)).device
 
@@ -185,7 +190,61 @@ class CompileResult:
             finally:
                 self.model.to(original)
 
-        return validate_session(session, reference, self.example_inputs, device, batch_sizes, atol, rtol, seed)
+        return reference
+
+    def to_pytorch(self, directory: str | os.PathLike, *, fresh_weights: bool = False, seed: int = 0,
+                   spec: str | None = None) -> list[Path]:
+        """Write the discrete network as `directory/model.py` (torch only) and `model.safetensors`.
+
+        `fresh_weights`: the layers' default initialization (seeded) instead of the supernet's weights. For
+        retraining, compile with `pipeline=PIPELINE_O0`: -O1 folds batch norms into the convolutions.
+        """
+        from .export_pytorch import class_name_for, derived_header, write_pytorch
+
+        header = derived_header(self, spec, self.pipeline, fresh_weights)
+        return write_pytorch(self.graph, directory, class_name=class_name_for(self.model), header=header,
+                             fresh_weights=fresh_weights, seed=seed)
+
+    def validate(self, onnx_model: str | os.PathLike | bytes, device: str = "cpu",
+                 batch_sizes: Sequence[int] = (1, 2), atol: float = 1e-4, rtol: float = 1e-3, seed: int = 0,
+                 spatial_sizes: int = 1):
+        """Compare onnxruntime on `device` with the PyTorch reference; returns a `ValidationReport`.
+
+        With `spatial_sizes=2` (for `dynamic_spatial` files) the inputs are also tried at twice their height
+        and width; those rows are labelled with the size."""
+        from .runtime import make_session, validate_session
+
+        session = make_session(onnx_model, device)
+        report = validate_session(session, self.reference_on(device), self.example_inputs, device, batch_sizes,
+                                  atol, rtol, seed)
+        if spatial_sizes > 1:
+            larger = [torch.empty((*x.shape[:2], *(2 * d for d in x.shape[2:])), dtype=x.dtype) if x.dim() > 2 else x
+                      for x in self.example_inputs]
+            size = "x".join(str(d) for d in larger[0].shape[2:])
+            reference = self.reference_on(device)
+
+            def reference_at_size(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+                try:
+                    return reference(inputs)
+                except (RuntimeError, ValueError) as exc:
+                    raise InputShapeError(
+                        f"--dynamic-spatial: the supernet itself does not run at {size} ({str(exc).splitlines()[0]}), "
+                        "so its height and width are not free; compile without --dynamic-spatial") from None
+
+            try:
+                second = validate_session(session, reference_at_size, larger, device, batch_sizes, atol, rtol,
+                                          seed + len(batch_sizes))
+            except InputShapeError:
+                raise
+            except Exception as exc:  # onnxruntime's own exception types
+                from .errors import ValidationError
+
+                raise ValidationError(f"--dynamic-spatial: the ONNX model fails at {size} while the supernet runs "
+                                      f"there: {str(exc).splitlines()[0]}") from None
+            for comparison in second.comparisons:
+                comparison.output = f"{comparison.output} at {size}"
+            report.comparisons += second.comparisons
+        return report
 
     def _validation_batch_sizes(self, batch_sizes: Sequence[int] | None, dynamic_batch: bool) -> list[int]:
         """The batch sizes to validate: the given ones, else 1 and 2; only the fixed one for a fixed batch."""
@@ -201,13 +260,23 @@ class CompileResult:
     def save(self, path: str | os.PathLike, *, decisions_path: str | os.PathLike | None = None,
              validate: str | None = None, opset: int | None = None, dynamic_batch: bool = True,
              batch_sizes: Sequence[int] | None = None, atol: float = 1e-4, rtol: float = 1e-3,
-             progress: ProgressFn | None = None) -> "SaveReport":
+             progress: ProgressFn | None = None, dynamic_spatial: bool = False, precision: str = "fp32", calibration: Any = None,
+             calibration_source: str | None = None, accuracy_samples: int = 1000,
+             min_top1_agreement: float | None = None, max_abs: float | None = None,
+             min_cosine: float | None = None) -> "SaveReport":
         """Write the ONNX file (and the decisions JSON); with `validate="cpu"|"cuda"`, only if it validates.
 
+        Nothing is written when emission, the ONNX checker or validation fails. `progress` hears the
+        stages `emit`, `write` (staged files and the ONNX checker) and `validate`. `dynamic_spatial` makes the
+        inputs' height and width symbolic; validation then also runs at twice the example's size.
         Validation runs at `batch_sizes` (default 1 and 2); with `dynamic_batch=False` the file's batch is
-        the example inputs' and only that one is validated. Nothing is written when emission, the ONNX
-        checker or validation fails. `progress` hears the stages `emit`, `write` (staged files and the ONNX
-        checker) and `validate`.
+        the example inputs' and only that one is validated.
+
+        `precision="fp16"|"int8"` converts the fp32 model (`precision.py`; int8 calibrated on `calibration`,
+        a tensor or one tensor per input shaped (samples, ...), else on seeded noise with a warning), runs
+        it on `accuracy_samples` seeded inputs against the fp32 model and refuses to write it
+        (AccuracyError) if it misses `min_top1_agreement`, `max_abs` or `min_cosine`; with `validate`, the
+        fp32 model is validated first at `atol`/`rtol`. `report.accuracy` holds the figures.
         """
         from .backend import save_onnx
         from .errors import ValidationError
@@ -215,12 +284,40 @@ class CompileResult:
 
         batch_sizes = self._validation_batch_sizes(batch_sizes, dynamic_batch)
         with stage(progress, "emit", "emit") as detail:
-            model = self.to_onnx(opset, dynamic_batch)
+            model = self.to_onnx(opset, dynamic_batch, dynamic_spatial)
             detail.append(f"{len(model.graph.node)} ONNX nodes")
         extras = {}
         if decisions_path is not None:
             extras[decisions_path] = nni_json(self.decisions).encode()
         report = SaveReport(files=[], validation=None)
+
+        def check_parity(source: Path | bytes) -> None:
+            with stage(progress, "validate", "validate") as detail:
+                report.validation = self.validate(source, validate, batch_sizes, atol, rtol,
+                                                  spatial_sizes=2 if dynamic_spatial else 1)
+                detail.append(f"{'passed' if report.validation.passed else 'FAILED'} on {validate}, "
+                              f"max abs diff {report.validation.max_abs:.3g}")
+            if not report.validation.passed:
+                raise ValidationError(
+                    f"{str(path)!r} was not written: the ONNX model differs from the supernet's own forward with "
+                    f"the decisions fixed.\n{report.validation.summary()}\nCompile with --verify-each "
+                    "(verify_each=True) to find the pass at fault; if the differences are float rounding, loosen "
+                    "--atol/--rtol.")
+
+        if precision != "fp32":
+            from .precision import reduce_precision
+
+            if validate:
+                check_parity(model.SerializeToString())
+            with stage(progress, precision, "convert") as detail:
+                model, report.accuracy = reduce_precision(
+                    model, precision, self.example_inputs, path=str(path),
+                    calibration=calibration, calibration_source=calibration_source, device=validate or "cpu",
+                    samples=accuracy_samples,
+                    gates={"min_top1_agreement": min_top1_agreement, "max_abs": max_abs, "min_cosine": min_cosine})
+                top1 = report.accuracy.top1_agreement
+                detail.append(f"cosine min {report.accuracy.cosine_min:.5f}, max abs {report.accuracy.max_abs:.3g}"
+                              + ("" if top1 is None else f", top-1 agreement {100 * top1:.1f}%"))
         if progress is not None:
             progress(StageEvent("write", "write", "start"))
         write_start = time.perf_counter()
@@ -228,17 +325,8 @@ class CompileResult:
         def check(staged: Path) -> None:
             if progress is not None:
                 progress(StageEvent("write", "write", "end", time.perf_counter() - write_start, "ONNX checker passed"))
-            if validate:
-                with stage(progress, "validate", "validate") as detail:
-                    report.validation = self.validate(staged, validate, batch_sizes, atol, rtol)
-                    detail.append(f"{'passed' if report.validation.passed else 'FAILED'} on {validate}, "
-                                  f"max abs diff {report.validation.max_abs:.3g}")
-                if not report.validation.passed:
-                    raise ValidationError(
-                        f"{str(path)!r} was not written: the ONNX model differs from the supernet's own forward with "
-                        f"the decisions fixed.\n{report.validation.summary()}\nCompile with --verify-each "
-                        "(verify_each=True) to find the pass at fault; if the differences are float rounding, loosen "
-                        "--atol/--rtol.")
+            if validate and precision == "fp32":
+                check_parity(staged)
 
         report.files = save_onnx(model, path, extra_files=extras, before_commit=check)
         return report
@@ -248,6 +336,7 @@ class CompileResult:
 class SaveReport:
     files: list[Path]
     validation: Any  # runtime.ValidationReport or None
+    accuracy: Any = None  # accuracy.AccuracyReport of an fp16/int8 model, else None
 
 
 @contextlib.contextmanager
@@ -282,6 +371,7 @@ def compile(
     arch_params: Mapping[str, Any] | None = None,
     near_tie: float = NEAR_TIE,
     progress: ProgressFn | None = None,
+    allow_no_choices: bool = False,
 ) -> CompileResult:
     """Compile a supernet into a discrete IR graph.
 
@@ -292,12 +382,14 @@ def compile(
     model's own (an NNI mutator's choices, `{"alphas_normal": matrix}` for DARTS; `frontend/arch_params.py`).
     Decisions won by a margin below `near_tie` are listed as near-ties (`result.choices.near_ties()`).
     `progress` is called with a `progress.StageEvent` as the lift and each pass start and end; without
-    it the compile prints nothing (the command line shows the events).
+    it the compile prints nothing (the command line shows the events). Architecture weights that no
+    mixture pattern consumes are an error (the file would be the continuous supernet) unless
+    `allow_no_choices`; `result.specializations` lists the branches the lift took at compile time.
     """
     inputs = as_input_tuple(example_inputs)
     with cyclic_gc_paused(), eval_mode(model):
         with stage(progress, "lift", "lift") as detail:
-            graph, lifter = lift(model, inputs, recognizers, arch_params)
+            graph, lifter = lift(model, inputs, recognizers, arch_params, allow_no_choices)
             lifted = graph.clone()  # kept for reports and `plot --ir lift`: the passes rewrite `graph`
             detail.append(f"{ir_ops(graph)} IR nodes, {count_choices(graph)} choices")
         ctx = PassContext(max_final_edges=max_final_edges, rank=rank, example_inputs=inputs, lifter=lifter)

@@ -134,4 +134,18 @@ class RenderError(NascompileError):
     kind = "render error"
 
 
+class AccuracyError(NascompileError):
+    """A reduced-precision model (fp16, int8) misses an accuracy gate (--min-top1-agreement, --max-abs, ...)."""
+
+    exit_code = 18
+    kind = "accuracy gate failed"
+
+
+class CalibrationError(NascompileError):
+    """Calibration data for int8 (--calibration, a SPEC's calibration_data()) is unreadable or does not fit."""
+
+    exit_code = 19
+    kind = "calibration error"
+
+
 INTERNAL_ERROR_EXIT_CODE = 70

@@ -69,6 +69,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--near-tie", type=tolerance, default=NEAR_TIE, metavar="MARGIN",
                    help=f"flag decisions won by less than MARGIN as near-ties (default {NEAR_TIE}; in probability, "
                         "or in logits with --rank logit)")
+    p.add_argument("--allow-no-choices", action="store_true",
+                   help="compile architecture weights that no mixture pattern consumes as the continuous network "
+                        "they compute (by default an error: the file would be the whole supernet)")
     p.add_argument("--print-after", action="append", metavar="PASS", help="print the IR after PASS (or 'all') to stderr")
     p.add_argument("--verify-each", action="store_true", help="check every pass with the IR interpreter")
     add_output_arguments(p)
@@ -172,6 +175,7 @@ def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_
 
     with spec_output_to_stderr():
         loaded = load_spec(args.spec)
+        args._loaded = loaded  # for what else the SPEC defines (calibration_data())
         if args.weights:
             load_weights(loaded.model, args.weights)
         arch_params = load_alphas(args.alphas) if args.alphas else None
@@ -191,7 +195,8 @@ def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_
         result = compile_model(loaded.model, inputs, pipeline=pipeline_of(args), max_final_edges=args.max_final_edges,
                                rank=args.rank, verify_each=args.verify_each,
                                print_after=print_after | ({ir_after} if ir_after else set()), printer=print_ir,
-                               arch_params=arch_params, progress=progress_for(args), near_tie=args.near_tie)
+                               arch_params=arch_params, progress=progress_for(args), near_tie=args.near_tie,
+                               allow_no_choices=args.allow_no_choices)
     ties = result.choices.ties() + result.choices.near_ties() if warn_ties else []
     for warning in result.warnings + ties:
         warn(args, warning)

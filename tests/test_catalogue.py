@@ -10,7 +10,10 @@ own exit code, and leaves no output file behind.
 | a choose_from label that does not exist | 6 | test_bad_supernets |
 | one label on choices with different candidate counts | 6 | test_bad_supernets |
 | a cycle (only IR text can hold one) | 7 | test_a_cycle_in_ir_text |
-| a module fx cannot trace (data-dependent control flow) | 5 | test_bad_specs |
+| a forward that branches on its inputs' values (file and line named) | 5 | test_bad_specs |
+| a forward that draws random numbers (Gumbel/Dirichlet sampling, `torch.rand`, Python `random`) | 5 | test_bad_specs |
+| architecture weights (softmax/sigmoid of a parameter) that no mixture pattern consumes | 6 | test_bad_specs |
+| an in-place write through a view | 5 | test_bad_specs |
 | an op with no ONNX lowering | 8 | test_bad_specs |
 | an input shape that does not fit the model | 9 | test_bad_options |
 | a SPEC that does not exist or has no build() | 3 | test_bad_specs |
@@ -30,6 +33,9 @@ own exit code, and leaves no output file behind.
 | inspect on malformed metadata (wrong types, NaN, deep nesting, duplicate keys): exit 15; control characters escaped | 15 | test_ux_details.py |
 | an alphas JSON with a duplicate key, 2,000-deep nesting or a 400-digit integer | 4 | test_ux_details.py |
 | a flag out of range: --opset outside 14..21, --atol/--rtol/--near-tie negative or not finite, `export --name` without `--format genotype` | 2 | test_bad_flags_are_usage_errors |
+| flags that do not apply: accuracy gates without --precision fp16/int8, --calibration without int8, --fresh-weights without --format pytorch, --format pytorch without -o, a gate outside [0, 1] | 2 | test_bad_flags_are_usage_errors |
+| an fp16/int8 model that misses an accuracy gate (--max-abs, --min-cosine, --min-top1-agreement; top-1 on a model without a class output) | 18 | test_accuracy_gate_missed_exits_18 |
+| int8 calibration data: missing, pickled objects (refused, never run), wrong shape, dtype or count, NaN, a `calibration_data()` that raises | 19 | test_bad_calibration_exits_19 |
 """
 
 from __future__ import annotations
@@ -271,8 +277,20 @@ def test_validation_failure_exits_11_and_writes_nothing(tmp_path):
     ("import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        return torch.fft.fft(x).real\n"
      "def build():\n    return M()\n", 8, "operation .*fft.* has no ONNX lowering"),
     ("import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        return x if x.sum() > 0 else -x\n"
-     "def build():\n    return M()\n", 5, "cannot lift module 'M': its forward branches"),
-], ids=["missing", "no-build", "build-raises", "not-a-module", "import-error", "unsupported-op", "control-flow"])
+     "def build():\n    return M()\n", 5, "cannot lift module 'M': its forward needs the truth value of a value computed from the model's inputs at M.forward line 4 \\(spec.py\\)"),
+    ("import torch\nclass M(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+     "        self.a = torch.nn.Parameter(torch.zeros(2))\n        self.c = torch.nn.Conv2d(3, 3, 1)\n"
+     "    def forward(self, x):\n        w = torch.softmax(self.a + torch.rand(2), -1)\n"
+     "        return w[0] * self.c(x) + w[1] * x\n"
+     "def build():\n    return M()\n", 5, "cannot lift module 'M': its forward draws random numbers"),
+    ("import torch\nclass M(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+     "        self.a = torch.nn.Parameter(torch.zeros(2))\n        self.c = torch.nn.Conv2d(3, 3, 1)\n"
+     "    def forward(self, x):\n        w = torch.sigmoid(self.a)\n        return self.c(x) * self.c(x) * w[0]\n"
+     "def build():\n    return M()\n", 6, "architecture weights \\(a softmax or sigmoid of 'a'\\) reach the computation"),
+    ("import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        y = x[:, :1]\n        y.mul_(2)\n"
+     "        return x\ndef build():\n    return M()\n", 5, "writes in place into a view"),
+], ids=["missing", "no-build", "build-raises", "not-a-module", "import-error", "unsupported-op", "control-flow",
+        "random-sampling", "unconsumed-arch-weights", "inplace-view"])
 def test_bad_specs(tmp_path, text, code, message):
     spec = str(tmp_path / "missing.py") if text is None else write_spec(tmp_path, text)
     proc = run_cli("compile", spec, "-o", str(tmp_path / "m.onnx"), "--input-shape", "1,4")
@@ -488,6 +506,12 @@ def test_bad_options(tmp_path, args, code, message):
     (["compile", "-o", "m.onnx", "--near-tie", "-1"], "argument --near-tie: '-1' must be a finite number >= 0"),
     (["report", "--near-tie", "x"], "argument --near-tie: 'x' is not a number"),
     (["export", "--format", "nni", "--name", "X"], "usage error: --name applies to --format genotype only"),
+    (["compile", "-o", "m.onnx", "--max-abs", "0.1"], "usage error: --max-abs gate fp16/int8 models"),
+    (["compile", "-o", "m.onnx", "--precision", "fp16", "--calibration", "c.npy"],
+     "usage error: --calibration applies to --precision int8 only"),
+    (["compile", "-o", "m.onnx", "--precision", "fp16", "--min-cosine", "1.5"], "'1.5' must lie between 0 and 1"),
+    (["export", "--fresh-weights"], "usage error: --fresh-weights applies to --format pytorch only"),
+    (["export", "--format", "pytorch"], "usage error: --format pytorch needs -o DIRECTORY"),
 ])
 def test_bad_flags_are_usage_errors(tmp_path, args, message):
     command, *rest = args
@@ -511,3 +535,51 @@ def test_cuda_requested_without_cuda_exits_13(tmp_path):
                    "--device", "cuda")
     assert proc.returncode == 13 and "CUDA" in proc.stderr
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("gate, message", [
+    (["--max-abs", "0"], r"max abs error .* > --max-abs 0"),
+    (["--min-cosine", "1"], r"worst cosine similarity .* < --min-cosine 1"),
+])
+def test_accuracy_gate_missed_exits_18(tmp_path, capsys, gate, message):
+    code = cli.main(["compile", str(EXAMPLES / "nb201_cell.py"), "-o", str(tmp_path / "m.onnx"), "--precision", "fp16",
+                     "--accuracy-samples", "8", "--decisions", str(tmp_path / "d.json"), *gate])
+    err = capsys.readouterr().err
+    assert code == 18, err
+    assert "accuracy gate failed" in err and re.search(message, err)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "does not exist"),
+    ("pickle", "no pickled objects"),
+    ("shape", r"input 0 has shape \[4, 3, 16, 16\], expected \[N, 3, 32, 32\]"),
+    ("nan", "NaN or infinite"),
+    ("spec-raises", r"calibration_data\(\) failed: RuntimeError: no data here"),
+])
+def test_bad_calibration_exits_19(tmp_path, capsys, kind, message):
+    import numpy as np
+
+    out = tmp_path / "out"
+    out.mkdir()
+    spec, data = str(EXAMPLES / "nb201_cell.py"), tmp_path / "c.npy"
+    if kind == "pickle":
+        np.save(data, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif kind in ("shape", "nan"):
+        np.save(data, np.full((4, 3, 16, 16) if kind == "shape" else (4, 3, 32, 32), np.nan if kind == "nan" else 0.0,
+                              np.float32))
+    args = [] if kind == "spec-raises" else ["--calibration", str(data)]
+    if kind == "spec-raises":
+        spec = write_spec(tmp_path, f"""
+            import sys
+            sys.path.insert(0, {str(EXAMPLES)!r})
+            from nb201_cell import build, example_inputs
+
+            def calibration_data():
+                raise RuntimeError("no data here")
+            """)
+    code = cli.main(["compile", spec, "-o", str(out / "m.onnx"), "--precision", "int8", "--accuracy-samples", "4", *args])
+    err = capsys.readouterr().err
+    assert code == 19, err
+    assert "calibration error" in err and re.search(message, err), err
+    assert list(out.iterdir()) == []

@@ -1,4 +1,4 @@
-"""The lift's shortcuts compute what a plain trace would: candidates detached while the root is traced,
+"""The lift's shortcuts compute what a plain trace would: candidates never traced until chosen,
 Sequential chains converted without tracing, and the model's modules left as they were."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import nascompile
 from nascompile import nn as nc
 from nascompile.frontend import lift
 from nascompile.frontend.recognizers import ChoiceLifter, default_recognizers
-from nascompile.frontend.tracer import LiftTracer
+from nascompile.frontend.tracer import ScopeTracer
 from nascompile.ir import print_graph
 from nascompile.reference import eval_mode
 
@@ -34,19 +34,22 @@ class PeekingNet(Net):
         return self.choice(x) * self.choice.candidates["conv"].out_channels
 
 
-def test_candidates_are_detached_only_while_the_root_is_traced():
+def test_only_the_modules_outside_the_choices_are_traced():
     model = Net()
     children = dict(model.choice._modules)
-    seen = []
-    lifter = ChoiceLifter(default_recognizers())
+    traced = []
+    original = ScopeTracer.run
 
-    class Spy(LiftTracer):
-        def trace(self, root, concrete_args=None):
-            seen.append(len(model.choice._modules))
-            return super().trace(root, concrete_args)
+    def spy(self):
+        traced.append(self.where)
+        return original(self)
 
-    Spy(lifter.claims).trace_module(model, "")
-    assert seen == [0] and model.choice._modules == children
+    ScopeTracer.run = spy
+    try:
+        lift(model.eval(), (torch.randn(1, 2, 4, 4),))
+    finally:
+        ScopeTracer.run = original
+    assert traced == ["Net"] and model.choice._modules == children
 
 
 def test_a_forward_reading_a_candidate_is_traced_with_candidates_attached():
@@ -228,17 +231,17 @@ class CallsAProperty(nn.Module):
 def traced_types(make) -> list[str]:
     """Compile a supernet of `make()` candidates, check it, and list the candidates that needed a trace."""
     traced = []
-    original = LiftTracer.trace_module
+    original = ScopeTracer.run
 
-    def spy(self, root, what):
-        traced.append(type(root).__name__)
-        return original(self, root, what)
+    def spy(self):
+        traced.append(type(self.module).__name__)
+        return original(self)
 
-    LiftTracer.trace_module = spy
+    ScopeTracer.run = spy
     try:
         compiled(lambda i: make())
     finally:
-        LiftTracer.trace_module = original
+        ScopeTracer.run = original
     return [name for name in traced if name != "Edges"]
 
 

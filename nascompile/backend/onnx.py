@@ -37,9 +37,10 @@ _ELEMENTWISE = frozenset({"sum", "mean", "sub", "mul", "div"})
 class Emitter:
     """Collects ONNX nodes and initializers for one graph."""
 
-    def __init__(self, graph: Graph, opset: int):
+    def __init__(self, graph: Graph, opset: int, dynamic_spatial: bool = False):
         self.graph = graph
         self.opset = opset
+        self.dynamic_spatial = dynamic_spatial  # H and W of the inputs are symbolic: lowerings may not bake them
         self.nodes: list[onnx.NodeProto] = []
         # initializers go straight into the model being built: every intermediate message holding them
         # (helper.make_graph, make_model) would be one more copy of the weights at the peak
@@ -285,6 +286,9 @@ def _adaptive_avg_pool2d(e: Emitter, node: str, attrs: dict) -> str:
     out_h, out_w = attrs["output_size"]
     if [out_h, out_w] == [1, 1]:
         return e.emit(node, "GlobalAveragePool", [e.input(node, 0)])
+    if e.dynamic_spatial:
+        raise e.fail(node, f"adaptive pooling to {out_h}x{out_w} has windows that depend on the input's height and "
+                           "width, which ONNX pooling cannot express with --dynamic-spatial; compile with a fixed size")
     height, width = e.shape(node)[-2:]
     kernel = []
     for size, out in ((height, out_h), (width, out_w)):
@@ -327,6 +331,11 @@ def _flatten(e: Emitter, node: str, attrs: dict) -> str:
     return e.emit(node, "Reshape", [e.input(node, 0), e.const(f"{e.where(node)}.shape", shape)])
 
 
+@lowers("transpose")
+def _transpose(e: Emitter, node: str, attrs: dict) -> str:
+    return e.emit(node, "Transpose", [e.input(node, 0)], perm=list(attrs["perm"]))
+
+
 @lowers("reshape")
 def _reshape(e: Emitter, node: str, attrs: dict) -> str:
     graph = e.graph
@@ -342,7 +351,7 @@ def _reshape(e: Emitter, node: str, attrs: dict) -> str:
                 and graph.attrs(size_node)["dim"] % len(e.shape(node)) == i:
             entries.append(0)  # the input's own dim i, copied by Reshape
         else:
-            entries.append(e.add("Unsqueeze", [e.values[size_node], e.const(f"{node}.axes0", [0])],
+            entries.append(e.add("Reshape", [e.values[size_node], e.const(f"{node}.one", [1])],  # any rank -> [1]
                                  f"{node}.dim{i}")[0])
     if all(isinstance(x, int) for x in entries):
         shape = e.const(f"{e.where(node)}.shape", entries)
@@ -392,12 +401,16 @@ def _getitem(e: Emitter, node: str, attrs: dict) -> str:
 
 
 # --- assembly ---------------------------------------------------------------------------------------
-def _value_info(name: str, meta: Mapping[str, Any], dynamic_batch: bool, where: str) -> onnx.ValueInfoProto:
+def _value_info(name: str, meta: Mapping[str, Any], dynamic_batch: bool, where: str,
+                spatial: list[Any] | None = None) -> onnx.ValueInfoProto:
+    """The declared type of a graph input or output; `spatial` replaces dims 2.. (names, or None: unknown)."""
     if meta.get("dtype") not in _ONNX_TYPES or meta.get("shape") is None:
         raise LoweringError(f"{where} has no known dtype/shape; run the infer-shapes pass before emitting")
     shape: list[Any] = list(meta["shape"])
     if dynamic_batch and shape:
         shape[0] = "batch"
+    if spatial is not None and len(shape) >= 3:
+        shape[2:] = spatial[:len(shape) - 2] + [None] * max(0, len(shape) - 2 - len(spatial))
     return helper.make_tensor_value_info(name, _ONNX_TYPES[meta["dtype"]], shape)
 
 
@@ -405,18 +418,28 @@ def output_names(count: int) -> list[str]:
     return ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
 
 
-def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True,
+def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True, dynamic_spatial: bool = False,
             metadata: Mapping[str, str] | None = None, name: str = "nascompile") -> onnx.ModelProto:
-    """Lower a discrete IR graph (decided, expanded, shapes inferred) to an ONNX model."""
+    """Lower a discrete IR graph (decided, expanded, shapes inferred) to an ONNX model.
+
+    Every intermediate value gets its inferred type in `value_info`, inputs and outputs a doc string
+    (`value_info.py`). `dynamic_spatial`: dims 2.. of the inputs are symbolic (`height`, `width`), and
+    those of rank >= 3 outputs come from shape inference.
+    """
+    from .value_info import describe_io, infer_value_info
+
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise LoweringError(f"opset {opset} is not supported; nascompile emits opsets {MIN_OPSET} to {MAX_OPSET} "
                             f"(default {DEFAULT_OPSET})")
-    e = Emitter(graph, opset)
+    e = Emitter(graph, opset, dynamic_spatial)
+    graph_inputs = graph.graph_inputs()
     inputs = []
-    for node in graph.graph_inputs():
+    for node in graph_inputs:
         e._taken.add(node)
         e.values[node] = node
-        inputs.append(_value_info(node, graph.meta(node), dynamic_batch, f"input %{node}"))
+        prefix = "" if len(graph_inputs) == 1 else f"{node}_"
+        spatial = [f"{prefix}height", f"{prefix}width"] if dynamic_spatial else None
+        inputs.append(_value_info(node, graph.meta(node), dynamic_batch, f"input %{node}", spatial))
     output = graph.output_node()
     sources = graph.inputs(output)
     names = output_names(len(sources))
@@ -444,7 +467,8 @@ def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = T
         if value != out_name:
             e._taken.add(out_name)
             e.nodes.append(helper.make_node("Identity", [value], [out_name], name=e.unique(f"{out_name}/Identity")))
-        outputs.append(_value_info(out_name, graph.meta(src), dynamic_batch, f"output {out_name}"))
+        outputs.append(_value_info(out_name, graph.meta(src), dynamic_batch, f"output {out_name}",
+                                   [] if dynamic_spatial else None))
     model = e.model  # holds the initializers already
     model.graph.name = name
     model.graph.node.extend(e.nodes)
@@ -455,6 +479,8 @@ def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = T
     model.ir_version = IR_VERSION
     for key, value in (metadata or {}).items():
         model.metadata_props.add(key=key, value=value)
+    infer_value_info(model)
+    describe_io(model, graph_inputs, [graph.meta(src).get("source") for _, src in flat])
     return model
 
 

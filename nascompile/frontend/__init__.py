@@ -19,12 +19,14 @@ from ..ir.graph import Graph
 from ..ir.verify import verify_graph
 from ..module_tree import submodules
 from .arch_params import ArchParams, as_arch_params, load_alphas
-from .convert import Converter, V
+from .concrete import Tainted
+from .convert import Converter, V, flatten_outputs, needs_placeholder
 from .delegation import delegated_children
 from .mixed_op import MixedOpCall, MixedOpRecognizer
 from .modules import _MODULES, convert_module
 from .recognizers import ChoiceLifter, Recognizer, default_recognizers, register_recognizer
-from .tracer import LiftTracer
+from .scopes import lift_module
+from .tracer import ScopeTracer, bind_call
 
 # The built-in families register on import, here, before any user code can: a user's recognizer is asked first.
 from . import archai_supergraph, darts_reference, nn_choices, nni_classic  # noqa: E402  isort: skip
@@ -35,38 +37,57 @@ __all__ = ["ArchParams", "ChoiceLifter", "MixedOpCall", "MixedOpRecognizer", "Re
            "lift_candidate", "load_alphas", "register_recognizer"]
 
 
-def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor],
-         recognizers: list[Recognizer] | None = None, arch_params: Any = None) -> tuple[Graph, ChoiceLifter]:
+def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor], recognizers: list[Recognizer] | None = None,
+         arch_params: Any = None, allow_no_choices: bool = False) -> tuple[Graph, ChoiceLifter]:
     """Trace `model` into an IR graph; returns the graph and the recognizers used (for later passes).
 
     `arch_params` (a mapping key -> logits, or an `ArchParams`) overrides the model's own logits.
+    `allow_no_choices` compiles architecture weights that no pattern consumes as the continuous
+    computation they are (by default that is an error: it would silently compile the supernet).
     """
     lifter = ChoiceLifter(recognizers if recognizers is not None else default_recognizers(),
                           as_arch_params(arch_params))
-    if type(model) in _MODULES:  # a bare torch.nn layer: nothing to trace
-        graph = Graph()
-        graph.graph["root"] = model
-        cx = Converter(graph, model, "", lifter)
-        args = [V(graph.add_op("input", name="input", attrs={"index": i})) for i in range(len(example_inputs))]
-        graph.add_op("output", [cx.operand(convert_module(cx, model, tuple(args), {})).node], name="output")
-        cx.record_input_meta(tuple(example_inputs))
-        return graph, lifter
-    refuse_hooks(model, lifter)
-    fx_graph = LiftTracer(lifter.claims).trace_module(model, "")
-    placeholders = [n for n in fx_graph.nodes if n.op == "placeholder"]
-    if len(placeholders) != len(example_inputs):
-        names = ", ".join(p.target for p in placeholders)
-        raise InputShapeError(f"{type(model).__name__}.forward takes {len(placeholders)} inputs ({names}) but "
-                              f"{len(example_inputs)} example inputs were given")
+    lifter.patterns.allow_arch_constants = allow_no_choices
     graph = Graph()
     graph.graph["root"] = model
     cx = Converter(graph, model, "", lifter)
-    outputs = cx.convert(fx_graph)
+    cx.example_inputs = tuple(example_inputs)
+    if type(model) in _MODULES:  # a bare torch.nn layer: nothing to trace
+        args = [cx._graph_input(_Placeholder(f"input_{i}" if i else "input"), i) for i in range(len(example_inputs))]
+        graph.add_op("output", [cx.operand(convert_module(cx, model, tuple(args), {})).node], name="output")
+        return graph, lifter
+    refuse_hooks(model, lifter)
+    binding = _bind_root(model, tuple(example_inputs))
+    trace = ScopeTracer(model, "", binding).run()
+    lifter.note_specializations(trace.specializations)
+    outputs = flatten_outputs(cx.convert(trace.graph))
     graph.add_op("output", [cx.operand(value).node for value in outputs], name="output")
     cx.record_input_meta(tuple(example_inputs))
+    graph.graph["specializations"] = [str(s) for s in lifter.specializations]
     lifter.arch_params.check_all_used()
     verify_graph(graph)
     return graph, lifter
+
+
+class _Placeholder:
+    def __init__(self, target: str):
+        self.target = target
+
+
+def _bind_root(model: nn.Module, example_inputs: tuple) -> Any:
+    """The root forward bound to the example inputs (tensors: placeholders; the rest: defaults)."""
+    import inspect
+
+    try:
+        binding = bind_call(model, example_inputs, {}, needs_placeholder)
+    except TraceError:
+        params = list(inspect.signature(type(model).forward).parameters.values())[1:]
+        names = ", ".join(p.name for p in params)
+        raise InputShapeError(f"{type(model).__name__}.forward takes {len(params)} inputs ({names}) but "
+                              f"{len(example_inputs)} example inputs were given") from None
+    tensors = [x for x in example_inputs]
+    binding.placeholder_value = lambda i: Tainted(tensors[i])
+    return binding
 
 
 def refuse_hooks(model: nn.Module, lifter: ChoiceLifter) -> None:
@@ -103,8 +124,7 @@ def lift_candidate(graph: Graph, lifter: ChoiceLifter, path: str, inputs: list[s
     if len(args) == 1 and _forward_is_known(module, lifter):
         return _convert_known(graph, lifter, module, path, args[0]).node
     cx = Converter(graph, module, path, lifter)
-    fx_graph = lifter.traces.trace(module, lifter.claims, lambda: LiftTracer(lifter.claims).trace_module(module, path))
-    outputs = cx.convert(fx_graph, inputs=args)
+    outputs = flatten_outputs(lift_module(cx, lifter, module, path, args))
     if len(outputs) != 1:
         raise TraceError(f"candidate {path!r} returns {len(outputs)} values; a candidate returns one tensor")
     return cx.operand(outputs[0]).node

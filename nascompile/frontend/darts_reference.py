@@ -30,7 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ChoiceError
-from .convert import fetch_attr
+from .convert import fetch_attr, origin_of
+from .mixtures import is_plain_mixture
+from .origins import weight_vector
 from .mixed_op import MixedOpCall, MixedOpRecognizer, one_hot
 from .recognizers import register_recognizer
 
@@ -113,7 +115,7 @@ class DartsReferenceMixedOps(MixedOpRecognizer):
     def claims(self, module: nn.Module) -> bool:
         params = _forward_parameters(type(module))
         return (isinstance(getattr(module, "_ops", None), nn.ModuleList) and params is not None
-                and len(params) == 2 and not hasattr(module, "_alphas"))
+                and len(params) == 2 and not hasattr(module, "_alphas") and is_plain_mixture(module))
 
     def candidates(self, module: nn.Module) -> Mapping[str, nn.Module]:
         ops = list(module._ops)
@@ -139,32 +141,39 @@ class DartsReferenceMixedOps(MixedOpRecognizer):
         return [self._bound(module, args, kwargs)[0]]
 
     def arch_logits(self, module: nn.Module, call: MixedOpCall) -> tuple[str, torch.Tensor]:
-        """Follow `weights` back to `softmax(alphas)[row]`; label `alphas[row]`, logits `alphas[row]`."""
+        """Follow `weights` back to `softmax(alphas)[row]` (or FairDARTS's `sigmoid(alphas)[row]`,
+        `origins.weight_vector`), across modules: label `alphas[row]`, logits `alphas[row]`."""
         weights = self._bound(module, call.args, call.kwargs)[1]
         fx_weights = self._bound(module, call.fx_node.args, call.fx_node.kwargs)[1]
         where = f"mixed op {call.path!r}"
-        source = alphas_row(fx_weights)
-        if source is None or not isinstance(weights, torch.Tensor):
+        vector = weight_vector(origin_of(call.cx, fx_weights))
+        if vector is None or not isinstance(weights, torch.Tensor):
             raise ChoiceError(
                 f"{where} is called with weights that are not softmax(alphas, dim=-1)[i] of a tensor attribute "
                 f"(they come from {fx_weights}); nascompile reads the architecture logits behind that softmax")
-        target, row, dim, row_first = source
-        alphas = fetch_attr(call.cx.root, target)
-        if not isinstance(alphas, torch.Tensor) or alphas.dim() != (1 if row is None else 2):
-            raise ChoiceError(f"{where}: the weights are a softmax of {target!r}, which is not a "
-                              f"{'vector' if row is None else 'matrix (one row of logits per edge)'}")
-        softmax_over = alphas.dim() - 1 if not row_first else 0
-        if dim not in (-1, softmax_over, None):
-            raise ChoiceError(f"{where}: the softmax of {target!r} runs over dim {dim}, not over the candidates "
-                              "(the last dim)")
-        own = alphas if row is None else alphas[row]
-        if own.shape != weights.shape or not torch.allclose(torch.softmax(own.detach(), -1), weights, atol=1e-6):
-            raise ChoiceError(f"{where}: its weights are not softmax({target}{'' if row is None else f'[{row}]'})")
-        key = call.cx.path(target)
-        given = call.arch_params.take(key, alphas.shape, f"the alphas {key!r} of {call.path!r}")
+        logits = vector[1]
+        alphas = fetch_attr(call.cx.model, logits.path)
+        own = logits.value_of(alphas)
+        if own.dim() != 1:
+            raise ChoiceError(f"{where}: the weights are a softmax of {logits.label!r}, which is not one vector of "
+                              "logits (one row per edge)")
+        fn = vector[0]
+        expected = torch.softmax(own.detach(), -1) if fn == "softmax" else torch.sigmoid(own.detach())
+        if own.shape != weights.shape or not torch.allclose(expected, weights, atol=1e-6):
+            raise ChoiceError(f"{where}: its weights are not {fn}({logits.label})")
+        self._weighting[call.path] = fn
+        given = call.arch_params.take(logits.path, alphas.shape, f"the alphas {logits.path!r} of {call.path!r}")
         if given is not None:
-            own = given if row is None else given[row]
-        return (key if row is None else f"{key}[{row}]"), own
+            own = logits.value_of(given)
+        return logits.label, own
+
+    def __init__(self) -> None:
+        self._weighting: dict[str, str] = {}  # mixed-op path -> softmax | sigmoid (FairDARTS)
+
+    def extra_attrs(self, module: nn.Module, call: MixedOpCall) -> dict[str, Any]:
+        if self._weighting.get(call.path) == "sigmoid":
+            return {"weighting": "sigmoid", "family": "fair-darts"}
+        return {}
 
     def run_fixed(self, module: nn.Module, forward: Any, chosen: int | None, args: tuple, kwargs: dict) -> Any:
         """The op's own forward with one-hot weights on the chosen op (all zeros for a dropped edge)."""

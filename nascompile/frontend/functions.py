@@ -283,17 +283,55 @@ def _reshape(cx: Converter, input: Any, *shape: Any) -> V:
     return cx.emit("reshape", [input, *sizes], attrs={"shape": dims})
 
 
+def dim_size(cx: Converter, value: V, dim: int) -> Any:
+    """`x.size(dim)`: the batch dimension stays symbolic (a `size` node: the file takes any batch),
+    every other dimension is the number the example inputs fix (so `x.shape[1] // 4` is an int)."""
+    if dim == 0:
+        return cx.emit("size", [value], attrs={"dim": 0})
+    shape = cx.shape_of(value)
+    if not -len(shape) <= dim < len(shape):
+        raise cx.fail(f"dimension {dim} is out of range for a tensor of shape {shape}")
+    if dim % len(shape) == 0:
+        return cx.emit("size", [value], attrs={"dim": 0})
+    return shape[dim]
+
+
+@converts(torch.transpose, methods=("transpose",))
+def _transpose(cx: Converter, input: Any, dim0: int, dim1: int) -> V:
+    rank = len(cx.shape_of(input))
+    perm = list(range(rank))
+    perm[dim0 % rank], perm[dim1 % rank] = perm[dim1 % rank], perm[dim0 % rank]
+    return cx.emit("transpose", [input], attrs={"perm": perm})
+
+
+@converts(torch.permute, methods=("permute",))
+def _permute(cx: Converter, input: Any, *dims: Any) -> V:
+    if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+        dims = tuple(dims[0])
+    rank = len(cx.shape_of(input))
+    return cx.emit("transpose", [input], attrs={"perm": [int(d) % rank for d in dims]})
+
+
 @converts(methods=("size",))
 def _size(cx: Converter, input: Any, dim: Any = None) -> Any:
     if dim is None:
         return ShapeOf(input)
-    return cx.emit("size", [input], attrs={"dim": int(dim)})
+    return dim_size(cx, input, int(dim))
+
+
+@converts(methods=("dim", "ndimension"))
+def _dim(cx: Converter, input: Any) -> int:
+    return len(cx.shape_of(input))
 
 
 @converts(builtins.getattr)
 def _getattr(cx: Converter, obj: Any, name: str) -> Any:
     if name == "shape" and isinstance(obj, V):
         return ShapeOf(obj)
+    if name == "data" and isinstance(obj, V):  # `x.data` reads the same values (it only leaves autograd)
+        return obj
+    if name == "ndim" and isinstance(obj, V):
+        return len(cx.shape_of(obj))
     raise cx.fail(f"reading attribute {name!r} of a traced value is not supported")
 
 
@@ -302,7 +340,7 @@ def _getitem(cx: Converter, obj: Any, index: Any) -> Any:
     if isinstance(obj, ShapeOf):
         if not isinstance(index, int):
             raise cx.fail("only single dimensions of a shape can be read (x.shape[i])")
-        return cx.emit("size", [obj.value], attrs={"dim": index})
+        return dim_size(cx, obj.value, index)
     if isinstance(obj, (list, tuple)):
         return obj[index]
     if cx.graph.op(obj.node) in ("pack", "input_choice"):

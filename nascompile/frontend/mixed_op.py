@@ -136,6 +136,10 @@ class MixedOpRecognizer:
         real = next(m for i, m in enumerate(slots) if m is not None and i != zero)
         return torch.zeros_like(real(*inputs))
 
+    def extra_attrs(self, module: nn.Module, call: MixedOpCall) -> dict[str, Any]:
+        """More layer_choice attributes for this call (e.g. `weighting`, `family`); none by default."""
+        return {}
+
     # --- the shared machinery ---------------------------------------------------------------------
     def _model_tensor_names(self, cx: Converter) -> dict[int, str]:
         """Names of the whole model's tensors, indexed once per compile (recognizers are made per compile)."""
@@ -172,7 +176,8 @@ class MixedOpRecognizer:
             modules.append(None if candidate is None else f"{path}.{local[id(candidate)]}")
         return cx.emit("layer_choice", self.inputs(module, args, kwargs), params={"logits": logits.detach()},
                        attrs={"label": label, "candidates": [name for name, _ in slots], "modules": modules,
-                              "zero": self.zero_slot(module)} | ({"family": self.family} if self.family else {}))
+                              "zero": self.zero_slot(module)} | ({"family": self.family} if self.family else {})
+                       | self.extra_attrs(module, call))
 
     @contextlib.contextmanager
     def fixed(self, model: nn.Module, by_path: Mapping[str, Any]) -> Iterator[nn.Module]:

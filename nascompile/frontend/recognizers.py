@@ -18,6 +18,7 @@ from torch import nn
 from ..errors import ChoiceError
 from .arch_params import ArchParams
 from .convert import Converter, V
+from .pattern_choices import PatternChoices
 from .trace_cache import TraceCache
 
 
@@ -57,7 +58,23 @@ class ChoiceLifter:
         self.recognizers = recognizers
         self.arch_params = arch_params if arch_params is not None else ArchParams()
         self._owner: dict[int, Recognizer | None] = {}
-        self.traces = TraceCache()  # candidates built alike share one trace (see trace_cache.py)
+        self.traces = TraceCache()  # calls that trace alike share one trace (see trace_cache.py)
+        self.patterns = PatternChoices()  # the mixtures found as patterns, and their reference
+        self.made: list[str] = []  # layer choices the patterns lifted, in order
+        self.made_by_call: dict[tuple, list[str]] = {}  # (caller prefix, fx call node) -> layer choices inside
+        self.specializations: dict[Any, None] = {}  # branches taken at compile time (ordered set)
+
+    def note_specializations(self, found: list) -> None:
+        for item in found:
+            self.specializations.setdefault(item, None)
+
+    def check_constant(self, cx: Converter, value: Any) -> None:
+        self.patterns.check_constant(cx, value)
+
+    def call_submodule(self, cx: Converter, module: nn.Module, path: str, node: Any, args: tuple, kwargs: dict) -> Any:
+        from .scopes import call_submodule
+
+        return call_submodule(cx, self, module, path, node, args, kwargs)
 
     def owner(self, module: nn.Module) -> Recognizer | None:
         key = id(module)
@@ -86,4 +103,5 @@ class ChoiceLifter:
                 mine = {path: decision for path, decision in by_path.items()
                         if path not in modules or self.owner(modules[path]) is recognizer}
                 stack.enter_context(recognizer.fixed(model, mine))
+            stack.enter_context(self.patterns.fixed(model, by_path))
             yield model

@@ -48,9 +48,19 @@ def _key(module: nn.Module, is_choice: Callable[[nn.Module], bool]) -> Hashable:
                     for kind in ("_parameters", "_buffers") for name, t in getattr(module, kind).items())
     attrs = tuple((name, _frozen(value)) for name, value in sorted(vars(module).items())
                   if name not in _MODULE_INTERNALS)
-    children = tuple((name, None if child is None else _key(child, is_choice))
+    children = tuple((name, None if child is None else _child_key(child, is_choice))
                      for name, child in module._modules.items())
     return (type(module), module.training, tensors, attrs, children)
+
+
+def _child_key(child: nn.Module, is_choice: Callable[[nn.Module], bool]) -> Hashable:
+    """A choice child is a leaf of every trace that calls it: only its kind and plain attributes can
+    matter to that trace, not the candidates inside it."""
+    if is_choice(child):
+        attrs = tuple((name, _frozen(value)) for name, value in sorted(vars(child).items())
+                      if name not in _MODULE_INTERNALS and isinstance(value, _PLAIN + (tuple, list)))
+        return ("choice", type(child), attrs)
+    return _key(child, is_choice)
 
 
 def structure_key(module: nn.Module, is_choice: Callable[[nn.Module], bool]) -> Hashable | None:
@@ -73,21 +83,38 @@ def _binds_to(graph: fx.Graph, module: nn.Module) -> bool:
     return True
 
 
+def _guards_hold(trace: Any, module: nn.Module, binding: Any) -> bool:
+    """Does every branch the trace took go the same way for this call?"""
+    if not trace.guards:
+        return True
+    from .concrete import Evaluator, RandomSampling
+    from .tracer import _guard_value
+
+    evaluator = Evaluator(module, binding.placeholder_value)
+    try:
+        return all(_guard_value(evaluator.value(node)[0]) == expected for node, expected in trace.guards)
+    except (RandomSampling, Exception):
+        return False
+
+
 class TraceCache:
-    """Traces by structure key, for the candidates of one compile."""
+    """Traces by structure key and call binding, for one compile; a trace that took branches is reused
+    only where the same branches are taken (its guards hold)."""
 
     def __init__(self) -> None:
-        self._graphs: dict[Hashable, fx.Graph] = {}
+        self._traces: dict[Hashable, list[Any]] = {}
         self.hits = 0
 
-    def trace(self, module: nn.Module, is_choice: Callable[[nn.Module], bool],
-              trace: Callable[[], fx.Graph]) -> fx.Graph:
+    def trace(self, module: nn.Module, is_choice: Callable[[nn.Module], bool], binding: Any,
+              trace: Callable[[], Any]) -> Any:
         key = structure_key(module, is_choice)
-        cached = self._graphs.get(key) if key is not None else None
-        if cached is not None and _binds_to(cached, module):
-            self.hits += 1
-            return cached
-        graph = trace()
         if key is not None:
-            self._graphs[key] = graph
-        return graph
+            key = (key, binding.key())
+            for cached in self._traces.get(key, ()):
+                if _binds_to(cached.graph, module) and _guards_hold(cached, module, binding):
+                    self.hits += 1
+                    return cached
+        result = trace()
+        if key is not None:
+            self._traces.setdefault(key, []).append(result)
+        return result

@@ -1,20 +1,27 @@
-"""The torch.fx tracer used by the lift.
+"""The torch.fx tracer of the lift: one module's forward at a time, bound to its call site.
 
-Differences from `torch.fx.Tracer`:
-- choice modules (anything a registered recognizer claims) stay single `call_module` nodes, so their
-  candidates are not traced until one of them is chosen;
-- plain tensor attributes of modules (DARTS keeps `alphas_normal` as a plain tensor) are traced as
-  `get_attr` nodes, so the expressions built from them can be folded and traced back to their logits;
-- parameter and buffer look-ups use maps built once, instead of fx's scan over all named buffers for
-  every tensor constant it meets (quadratic on a supernet);
-- the candidates inside choice modules are detached while tracing (see `_candidates_detached`), so
-  tracing costs what the modules outside the choices cost, not what the whole supernet holds;
-- a failure names the module path where tracing stopped.
+The lift converts a model top-down: it traces the root's forward, converts it, and traces each
+submodule when the conversion meets a call of it (`convert.Converter`), with the values that call
+passes. So, unlike `torch.fx.symbolic_trace`:
+- every submodule call is a leaf `call_module` node: whether it is a candidate of a mixture (never
+  traced unless chosen) or part of the network (traced next, at its call) is decided on the graph;
+- arguments that are not tensors (`updateType='alpha'`, `drop_prob=0.`, a flag, a list of ints) are
+  bound to their concrete values, defaults included; tensors and lists of tensors are placeholders;
+- Python control flow takes its concrete branch (`concrete.Evaluator`): `if`, `len`, `iter`, `range`
+  over values fixed at compile time; each branch is recorded as a specialization, a branch on the
+  values of the inputs is refused with its file and line;
+- plain tensor attributes (DARTS keeps its alphas as plain tensors) are traced as named `get_attr`s,
+  so the expressions built from them can be traced back to their logits;
+- a failure names the module path and the line of the user's code where it happened.
 """
 
 from __future__ import annotations
 
+import collections
+import inspect
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -22,132 +29,396 @@ import torch.fx as fx
 from torch import nn
 
 from ..errors import TraceError
+from .concrete import (Evaluator, RandomSampling, Specialization, as_index, traceback_location,
+                       user_location)
 
-_CONTROL_FLOW_HINT = (
-    "its forward branches or loops on tensor values, which a static graph cannot express; "
-    "compute the branch from constructor arguments instead, or make the module a candidate of a choice"
-)
+PH = object()  # marks a parameter traced as a placeholder
 
 
-class LiftTracer(fx.Tracer):
-    """fx tracer with nascompile's leaf policy, fast attribute look-up and error locations."""
+@dataclass
+class Binding:
+    """How one call binds the traced forward's parameters: a placeholder or a concrete value each.
 
-    def __init__(self, is_choice: Callable[[nn.Module], bool]):
-        super().__init__(param_shapes_constant=True)
-        self.is_choice = is_choice
-        self.failed_path: str | None = None
-        self._tensor_names: dict[int, str] = {}
-        self._choices: set[int] = set()  # ids of the choice modules found before their candidates were detached
+    `values[i]` is the call's value for the i-th placeholder (a real value or a `concrete.Tainted`
+    stand-in provider), used only when control flow needs it.
+    """
 
-    # --- leaf policy ------------------------------------------------------------------------------
+    names: list[str]  # parameter names, in forward's order (``*args`` items as name_0, name_1, ...)
+    specs: list[Any]  # PH or the concrete value, per positional parameter
+    kwarg_specs: dict[str, Any]  # keyword-only / **kwargs entries: PH or value
+    placeholder_names: list[str]
+    placeholder_value: Callable[[int], Any] = field(repr=False, default=lambda i: None)
+    raw: list[Any] = field(repr=False, default_factory=list)  # the call's own values for the placeholders
+
+    def key(self) -> tuple:
+        """What a trace depends on besides the module: the concrete values, and the structure of what the
+        placeholders stand for (list lengths, tensor shapes: a loop over a list of states is unrolled)."""
+        return (tuple(_frozen(s) for s in self.specs) + tuple((k, _frozen(v)) for k, v in sorted(self.kwarg_specs.items()))
+                + tuple(_skeleton(v) for v in self.raw))
+
+
+def _skeleton(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return ("tensor", tuple(value.shape), value.dtype)
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_skeleton(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _skeleton(v)) for k, v in sorted(value.items(), key=lambda kv: repr(kv[0]))))
+    return type(value).__name__
+
+
+def _frozen(value: Any) -> Any:
+    if value is PH:
+        return "<placeholder>"
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_frozen(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _frozen(v)) for k, v in sorted(value.items(), key=lambda kv: repr(kv[0]))))
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))
+    return (type(value).__name__, value)
+
+
+def bind_call(module: nn.Module, args: tuple, kwargs: dict, needs_placeholder: Callable[[Any], bool]) -> Binding:
+    """Bind a call's arguments to `type(module).forward`'s parameters, defaults applied."""
+    signature = _signature(type(module))
+    try:
+        bound = signature.bind(None, *args, **kwargs)
+    except TypeError as exc:
+        raise TraceError(f"{type(module).__name__}.forward cannot take the arguments it is called with: {exc}") from None
+    bound.apply_defaults()
+    names, specs, kwarg_specs, ph_names, ph_values = [], [], {}, [], []
+    params = list(signature.parameters.values())[1:]
+    for param in params:
+        value = bound.arguments[param.name]
+        if param.kind is param.VAR_POSITIONAL:
+            for i, item in enumerate(value):
+                names.append(f"{param.name}_{i}")
+                specs.append(_spec(item, f"{param.name}_{i}", needs_placeholder, ph_names, ph_values))
+        elif param.kind is param.VAR_KEYWORD:
+            for key, item in value.items():
+                kwarg_specs[key] = _spec(item, key, needs_placeholder, ph_names, ph_values)
+        elif param.kind is param.KEYWORD_ONLY:
+            kwarg_specs[param.name] = _spec(value, param.name, needs_placeholder, ph_names, ph_values)
+        else:
+            names.append(param.name)
+            specs.append(_spec(value, param.name, needs_placeholder, ph_names, ph_values))
+    return Binding(names, specs, kwarg_specs, ph_names, lambda i: ph_values[i], ph_values)
+
+
+def _spec(value: Any, name: str, needs_placeholder: Callable[[Any], bool], ph_names: list, ph_values: list) -> Any:
+    if needs_placeholder(value):
+        ph_names.append(name)
+        ph_values.append(value)
+        return PH
+    return value
+
+
+_SIGNATURES: dict[type, inspect.Signature] = {}
+
+
+def _signature(cls: type) -> inspect.Signature:
+    sig = _SIGNATURES.get(cls)
+    if sig is None:
+        sig = _SIGNATURES[cls] = inspect.signature(cls.forward)
+    return sig
+
+
+class ConcreteProxy(fx.Proxy):
+    """An fx proxy that answers `len`, `int`, `float` and indexing questions with concrete values."""
+
+    def __len__(self) -> int:
+        return len(self.tracer.concrete(self, "len()", structural=True))
+
+    def __index__(self) -> int:
+        return as_index(self.tracer.concrete(self, "an integer"))
+
+    def __int__(self) -> int:
+        return int(self.tracer.concrete(self, "int()"))
+
+    def __float__(self) -> float:
+        return float(self.tracer.concrete(self, "float()"))
+
+
+@dataclass
+class Trace:
+    """One traced forward: its graph, the branches it took (to re-check before reusing it), and what
+    those branches were, for the compile summary."""
+
+    graph: fx.Graph
+    guards: list[tuple[fx.Node, Any]]
+    specializations: list[Specialization]
+
+
+class ScopeTracer(fx.Tracer):
+    """Traces `module`'s forward as `binding` says (see the module docstring)."""
+
+    def __init__(self, module: nn.Module, path: str, binding: Binding):
+        # no autowrapping of `math` functions: fx would scan the globals of every forward it meets
+        super().__init__(autowrap_modules=(), param_shapes_constant=True)
+        self.module = module
+        self.where = path or type(module).__name__
+        self.binding = binding
+        self.evaluator = Evaluator(module, binding.placeholder_value)
+        self.guards: list[tuple[fx.Node, Any]] = []
+        self.specializations: list[Specialization] = []
+        self._own_names: dict[int, str] | None = None
+        self._tensor_names: dict[int, str] | None = None
+        self._paths: dict[int, str] | None = None  # id -> path, filled breadth first on demand
+        self._frontier: collections.deque = collections.deque()
+
+    # --- every submodule call is a leaf -----------------------------------------------------------
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if id(m) in self._choices or self.is_choice(m):
-            return True
-        return super().is_leaf_module(m, module_qualified_name)
+        return m is not self.module
 
-    # --- fast look-up of parameters, buffers and plain tensor attributes --------------------------
-    def _index_tensors(self, root: nn.Module) -> None:
-        self._tensor_names = tensor_names(root)
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return ConcreteProxy(node, self)
+
+    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        """An fx node that remembers the line of the user's code that made it (for error messages)."""
+        node = super().create_node(*args, **kwargs)
+        node.meta["location"] = user_location()
+        return node
+
+    # --- the call site's binding ------------------------------------------------------------------
+    def create_args_for_root(self, root_fn: Callable, is_module: bool, concrete_args: Any = None):
+        b = self.binding
+        placeholders = []
+        for name in b.placeholder_names:
+            proxy = self.create_proxy("placeholder", name, (), {})
+            self.evaluator.register_placeholder(proxy.node)
+            placeholders.append(proxy)
+
+        def bound_forward(root: nn.Module, *proxies: Any) -> Any:
+            it = iter(proxies)
+            args = [next(it) if spec is PH else spec for spec in b.specs]
+            kwargs = {key: next(it) if spec is PH else spec for key, spec in b.kwarg_specs.items()}
+            return _with_hooks(root, root_fn, tuple(args), kwargs)
+
+        return bound_forward, [self.module, *placeholders]
+
+    # --- concrete answers for control flow --------------------------------------------------------
+    def concrete(self, proxy: fx.Proxy, what: str, structural: bool = False) -> Any:
+        """The concrete value of `proxy` where Python needs one (a branch, a length, an index).
+
+        `structural`: only the value's length is used (iterating a list of tensors, `len(x)`), which
+        is fixed at compile time even for values computed from the inputs.
+        """
+        node = proxy.node
+        if structural and node.op == "placeholder":  # a list the caller passed: its length, no values needed
+            raw = self.binding.raw[[n for n in node.graph.nodes if n.op == "placeholder"].index(node)]
+            if isinstance(raw, (list, tuple)):
+                return raw
+        try:
+            value, tainted = self.evaluator.value(proxy.node)
+        except RandomSampling as exc:
+            raise _random_sampling(self.where, user_location(), *exc.args) from None
+        where = user_location()
+        if tainted and not structural:
+            line = f" at {where}" if where else ""
+            source = f": `{where.source}`" if where and where.source else ""
+            raise TraceError(
+                f"cannot lift module {self.where!r}: its forward needs {what} of a value computed from the model's "
+                f"inputs{line}{source}. A compiled network cannot branch on its inputs' values; branch on shapes, "
+                "constructor arguments or parameters instead, or make this code part of a candidate that loses")
+        self.guards.append((proxy.node, _guard_value(value)))
+        if where is not None and not structural:  # a branch or a number; lengths are structure, not listed
+            self.specializations.append(Specialization(str(where), where.source, _shown(value)))
+        return value
+
+    def to_bool(self, obj: fx.Proxy) -> bool:
+        return bool(self.concrete(obj, "the truth value"))
+
+    def iter(self, obj: fx.Proxy):
+        value = self.concrete(obj, "the length", structural=True)
+        return iter([obj[i] for i in range(len(value))])
+
+    def keys(self, obj: fx.Proxy) -> Any:
+        return self.concrete(obj, "the keys").keys()
+
+    # --- named tensors ------------------------------------------------------------------------------
+    def _name_of(self, tensor: torch.Tensor) -> str | None:
+        """The tensor's path under the traced module: its own tensors first, the whole subtree on a miss
+        (built once: a network's forward reads its own alphas, rarely a submodule's tensors)."""
+        if self._own_names is None:
+            self._own_names = _own_tensor_names(self.module)
+        name = self._own_names.get(id(tensor))
+        if name is None:
+            if self._tensor_names is None:
+                self._tensor_names = tensor_names(self.module)
+            name = self._tensor_names.get(id(tensor))
+        return name
 
     def create_arg(self, a: Any) -> Any:
         if isinstance(a, torch.Tensor):
-            name = self._tensor_names.get(id(a))
+            name = self._name_of(a)
             if name is not None:
                 return self.create_node("get_attr", name, (), {})
         return super().create_arg(a)
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
         if isinstance(attr_val, torch.Tensor):
-            name = self._tensor_names.get(id(attr_val))
+            name = self._name_of(attr_val)
             if name is not None:
                 if name not in parameter_proxy_cache:
                     parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
                 return parameter_proxy_cache[name]
         return super().getattr(attr, attr_val, parameter_proxy_cache)
 
-    # --- error location ---------------------------------------------------------------------------
-    def call_module(self, m: nn.Module, forward: Callable, args: tuple, kwargs: dict) -> Any:
+    def path_of_module(self, mod: nn.Module) -> str:
+        """The path of a submodule the forward calls: a child, or deeper (a candidate in `self.edges[k]`,
+        a method of a child running inline). Found on demand, see `_shallow_walks`."""
+        if self._paths is None:
+            self._paths, self._frontier = {}, collections.deque([("", self.module)])
+        path = self._paths.get(id(mod))
+        while path is None and self._frontier:  # breadth first: a child or grandchild is found at once
+            prefix, current = self._frontier.popleft()
+            for name, child in current._modules.items():
+                if child is not None and id(child) not in self._paths:
+                    full = f"{prefix}.{name}" if prefix else name
+                    self._paths[id(child)] = full
+                    self._frontier.append((full, child))
+            path = self._paths.get(id(mod))
+        if path is None:
+            raise NameError(f"module {type(mod).__name__} is called by {self.where!r} but is not one of its submodules")
+        return path
+
+    # --- the trace ----------------------------------------------------------------------------------
+    def run(self) -> Trace:
         try:
-            return super().call_module(m, forward, args, kwargs)
-        except Exception:
-            if self.failed_path is None:
-                self.failed_path = self.path_of_module(m)
-            raise
-
-    def trace_module(self, root: nn.Module, what: str) -> fx.Graph:
-        """Trace `root`; `what` names it in errors (its path in the user's model)."""
-        detached = _candidates_detached(root, self.is_choice)
-        with detached:
-            self._choices = detached.choices
-            if not detached.saved:
-                return self._trace_reporting(root, what)
-            try:
-                return self._trace(root)
-            except Exception:
-                pass
-        # A forward outside the choices reached into their candidates: trace again with them attached.
-        self.failed_path = None
-        return self._trace_reporting(root, what)
-
-    def _trace(self, root: nn.Module) -> fx.Graph:
-        self._index_tensors(root)
-        with _plain_tensor_attributes_visible(root):
-            return self.trace(root)
-
-    def _trace_reporting(self, root: nn.Module, what: str) -> fx.Graph:
-        """`_trace`, turning any failure into a TraceError naming the module where it stopped."""
-        try:
-            return self._trace(root)
+            with _plain_tensor_attributes_visible(self.module), _no_sampling(self.where), \
+                    _shallow_walks(self.module):
+                graph = self.trace(self.module)
         except TraceError:
             raise
+        except RandomSampling:
+            raise _random_sampling(self.where, None) from None
         except Exception as exc:
-            inner = self.failed_path
-            where = what if not inner else (f"{what}.{inner}" if what else inner)
-            where = where or type(root).__name__
+            where = traceback_location(exc.__traceback__)
             message = str(exc).split("\n")[0]
-            reason = _CONTROL_FLOW_HINT if "control flow" in message else "it cannot be traced by torch.fx"
-            raise TraceError(
-                f"cannot lift module {where!r}: {reason} ({type(exc).__name__}: {message})"
-            ) from None
+            line = f" at {where}" if where else ""
+            source = f": `{where.source}`" if where and where.source else ""
+            raise TraceError(f"cannot lift module {self.where!r}{line}{source}: torch.fx cannot trace it "
+                             f"({type(exc).__name__}: {message})") from None
+        return Trace(graph, self.guards, self.specializations)
 
 
-class _candidates_detached:
-    """Detach the children of every choice module below `root` for the duration.
+def _with_hooks(module: nn.Module, forward: Callable, args: tuple, kwargs: dict) -> Any:
+    """`forward` with the module's own forward pre-hooks and hooks around it, as `module(...)` runs them
+    (so they are traced too)."""
+    if module._forward_pre_hooks_with_kwargs or module._forward_hooks_with_kwargs:
+        raise TraceError(f"module {type(module).__name__} has forward hooks taking keyword arguments, which "
+                         "nascompile does not trace; remove them before compiling")
+    for hook in module._forward_pre_hooks.values():
+        result = hook(module, args)
+        if result is not None:
+            args = result if isinstance(result, tuple) else (result,)
+    out = forward(module, *args, **kwargs)
+    for hook in module._forward_hooks.values():
+        result = hook(module, args, out)
+        if result is not None:
+            out = result
+    return out
 
-    Choice modules are leaves of the trace: their candidates are never called. Yet fx's `trace()` walks
-    every submodule of the root (to name modules and collect tensor attributes), and so do the tensor
-    index and `_plain_tensor_attributes_visible`; in a supernet nearly all modules are candidates (4,600
-    of the DARTS example's 4,841). With them detached, those walks cost what the rest of the model costs.
-    Each module is asked `is_choice` before its children are detached, and the answers are kept in
-    `choices`, so the leaf policy never judges a choice by its emptied shell.
+
+class _shallow_walks:
+    """Keep fx's set-up walks of the traced module shallow for the duration of its trace.
+
+    `fx.Tracer.trace` maps every module below the root to its path and collects every tensor attribute
+    below it, each trace: on a cell of a supernet that is thousands of candidate modules, traced once
+    per cell and node. Every submodule call is a leaf here, and paths and tensor names are found on
+    demand (`path_of_module`, `_name_of`), so fx is shown the root and its children only.
     """
 
-    def __init__(self, root: nn.Module, is_choice: Callable[[nn.Module], bool]):
-        self.root = root
-        self.is_choice = is_choice
-        self.choices: set[int] = set()
-        self.saved: list[tuple[nn.Module, dict]] = []
+    def __init__(self, module: nn.Module):
+        self.module = module
 
     def __enter__(self):
-        seen, stack = {id(self.root)}, [self.root]
-        while stack:
-            for child in stack.pop()._modules.values():
-                if child is None or id(child) in seen:
-                    continue
-                seen.add(id(child))
-                if self.is_choice(child):
-                    self.choices.add(id(child))
-                    if child._modules:
-                        self.saved.append((child, child._modules))
-                        object.__setattr__(child, "_modules", {})
-                else:
-                    stack.append(child)
+        module = self.module
+        children = list(module._modules.items())
+        module.named_modules = lambda *a, **k: iter([("", module)] + [(n, c) for n, c in children if c is not None])
+        module.named_children = lambda: iter(())
         return self
 
     def __exit__(self, *exc_info):
-        for module, children in self.saved:
-            object.__setattr__(module, "_modules", children)
+        del self.module.__dict__["named_modules"]
+        del self.module.__dict__["named_children"]
         return False
+
+
+class _no_sampling:
+    """Refuse a forward that draws from torch's, Python's or numpy's generator while it is traced
+    (`torch.rand(2)` runs right away; SETN-style `random.choice(self.edges[key])`): the traced graph
+    would be one random sample."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def __enter__(self):
+        import random
+
+        self.state = random.getstate()
+        self.numpy = _numpy_state()
+        self.torch = torch.random.get_rng_state()
+        return self
+
+    def __exit__(self, exc_type, *exc_info):
+        import random
+
+        if exc_type is None and (random.getstate() != self.state or not _same_numpy_state(self.numpy)
+                                 or not torch.equal(torch.random.get_rng_state(), self.torch)):
+            raise TraceError(f"cannot lift module {self.where!r}: its forward draws random numbers (torch, Python's "
+                             "`random` or numpy: it samples noise or a path of the supernet); a compiled network "
+                             "cannot depend on a draw. Compile the deterministic network the search derives (a "
+                             "forward without sampling, e.g. the mode that mixes or takes the argmax)")
+        return False
+
+
+def _numpy_state() -> Any:
+    np = sys.modules.get("numpy")
+    return None if np is None else np.random.get_state()
+
+
+def _same_numpy_state(before: Any) -> bool:
+    after = _numpy_state()
+    if before is None or after is None:
+        return True
+    return before[0] == after[0] and (before[1] == after[1]).all() and before[2:] == after[2:]
+
+
+def _random_sampling(where: str, location: Any, op: str | None = None) -> TraceError:
+    line = f" at {location}" if location else ""
+    source = f": `{location.source}`" if location and location.source else ""
+    what = f" ({op})" if op else ""
+    return TraceError(
+        f"cannot lift module {where!r}{line}{source}: its forward draws random numbers{what} (Gumbel or Dirichlet "
+        "sampling, noise); a compiled network cannot depend on a draw. Compile the deterministic network the "
+        "search derives (e.g. the argmax of the logits: a forward without sampling, as in eval mode)")
+
+
+def _guard_value(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return ("tensor", tuple(value.shape), value.dtype, tuple(value.flatten().tolist()) if value.numel() <= 64 else id(value))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, len(value))
+    return value
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.numel() == 1 else f"tensor of shape {list(value.shape)}"
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__} of length {len(value)}"
+    return value
+
+
+def _own_tensor_names(module: nn.Module) -> dict[int, str]:
+    names = {id(v): k for k, v in vars(module).items() if isinstance(v, torch.Tensor)}
+    names.update((id(t), k) for k, t in module._buffers.items() if t is not None)
+    names.update((id(t), k) for k, t in module._parameters.items() if t is not None)
+    return names
 
 
 def tensor_names(root: nn.Module) -> dict[int, str]:
@@ -171,29 +442,30 @@ def tensor_names(root: nn.Module) -> dict[int, str]:
 
 
 class _plain_tensor_attributes_visible:
-    """Route reads of plain tensor attributes through the tracer while tracing.
+    """Route reads of the module's own plain tensor attributes through the tracer while tracing.
 
     fx only sees parameters and buffers; a plain tensor attribute (DARTS's alphas) would be baked in as
-    an anonymous constant. For the duration of the trace each such attribute is registered as a
-    non-persistent buffer, which fx turns into a named `get_attr`; afterwards it is restored.
+    an anonymous constant. For the duration of the trace each such attribute of the traced module is
+    registered as a non-persistent buffer, which fx turns into a named `get_attr`; afterwards it is
+    restored. (Submodules read their own attributes in their own traces.)
     """
 
-    def __init__(self, root: nn.Module):
-        self.root = root
-        self.moved: list[tuple[nn.Module, str, torch.Tensor]] = []
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.moved: list[tuple[str, torch.Tensor]] = []
 
     def __enter__(self):
-        for module in self.root.modules():
-            for name, value in list(vars(module).items()):
-                if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
-                    delattr(module, name)
-                    module.register_buffer(name, value, persistent=False)
-                    self.moved.append((module, name, value))
+        module = self.module
+        for name, value in list(vars(module).items()):
+            if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+                delattr(module, name)
+                module.register_buffer(name, value, persistent=False)
+                self.moved.append((name, value))
         return self
 
     def __exit__(self, *exc_info):
-        for module, name, value in reversed(self.moved):
-            del module._buffers[name]
-            module._non_persistent_buffers_set.discard(name)
-            object.__setattr__(module, name, value)
+        for name, value in reversed(self.moved):
+            del self.module._buffers[name]
+            self.module._non_persistent_buffers_set.discard(name)
+            object.__setattr__(self.module, name, value)
         return False

@@ -88,6 +88,7 @@ _KERNELS: dict[str, Callable[..., Any]] = {
     "cat": lambda *xs, dim, **_: torch.cat(xs, dim),
     "slice": lambda x, *, dims, starts, ends, steps, **_: _slice(x, dims, starts, ends, steps),
     "flatten": lambda x, *, start_dim, end_dim, **_: torch.flatten(x, start_dim, end_dim),
+    "transpose": lambda x, *, perm, **_: x.permute(*perm),
     "reshape": lambda x, *sizes, shape, **_: _reshape(x, *sizes, shape=shape),
     "size": lambda x, *, dim, **_: x.size(dim),
     "pad": lambda x, *, pads, value, **_: F.pad(x, pads, value=value),
@@ -95,6 +96,7 @@ _KERNELS: dict[str, Callable[..., Any]] = {
     "zero": lambda x, **_: torch.zeros_like(x),
     "pack": lambda *xs, **_: list(xs),
     "getitem": lambda xs, *, index, **_: xs[index],
+    "edge": lambda x, choice, **_: x,
     "constant": _constant,
 }
 

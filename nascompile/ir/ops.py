@@ -74,6 +74,7 @@ OPS: dict[str, OpSpec] = {
     "flatten": _unary("flatten dims start_dim..end_dim", start_dim=1, end_dim=-1),
     "reshape": OpSpec(1, None, {"shape": REQUIRED},
                       doc="reshape to `shape`; null entries take the extra inputs (dim sizes) in order"),
+    "transpose": _unary("permute the dims of x: output dim i is input dim perm[i]", perm=REQUIRED),
     "size": _unary("the size of dim `dim` of x, as a 0-d int64 value", dim=REQUIRED),
     "pad": _unary("constant padding, torch.nn.functional.pad order", pads=REQUIRED, value=0.0),
     "identity": _unary("x"),
@@ -92,6 +93,10 @@ OPS: dict[str, OpSpec] = {
                                "`weighting` (softmax, or sigmoid as FairDARTS weighs), `edge_index` with "
                                "param `edge_logits` (PC-DARTS: the edge-normalization logits of the node "
                                "this edge feeds, and this edge's position in them)"),
+    "edge": OpSpec(2, 2, {"module": None},
+                   doc="an edge term of an aggregation node: the value of input 0, ranked by the layer choice at "
+                       "input 1 (PC-DARTS's edge-normalized mixed ops: the term around the choice is kept whole); "
+                       "`module` is the edge's module; `expand` replaces it by input 0"),
     "input_choice": OpSpec(1, None, {"label": REQUIRED, "n_chosen": None, "choose_from": REQUIRED,
                                      "reduction": "sum"},
                            doc="keeps `n_chosen` of its inputs, ranked by the strength of the layer "

@@ -41,6 +41,9 @@ def expand(graph: Graph, ctx: PassContext) -> PassResult:
         expanded[path] = attrs
         graph.replace_uses(node, output)
         graph.remove_node(node)
+    for node in graph.nodes_of("edge"):  # an edge term is its value once its choice is made
+        graph.replace_uses(node, graph.inputs(node)[0])
+        graph.remove_node(node)
     nested = graph.nodes_of("layer_choice") + [n for n in graph.nodes_of("input_choice") if n not in input_choices]
     if nested:
         source = graph.meta(nested[0]).get("source", "")

@@ -20,7 +20,10 @@ from .ranking import RANK_CONVENTIONS, check_logits, edge_rank, top_k
 
 
 def _ranked_edge(graph: Graph, producer: str, rank: str) -> tuple[str, float] | None:
-    """(label, rank) when `producer` is a layer choice, None for a required edge."""
+    """(label, rank) when `producer` is a layer choice (or an `edge` term ranked by one), None for a
+    required edge."""
+    if graph.op(producer) == "edge":
+        producer = graph.inputs(producer)[1]
     if graph.op(producer) != "layer_choice":
         return None
     attrs = graph.attrs(producer)
@@ -64,8 +67,9 @@ def finalize(graph: Graph, ctx: PassContext, max_final_edges: int | None = None,
             if producer not in graph or graph.out_degree(producer):
                 continue  # still read elsewhere: only this edge is gone
             record = ctx.decisions.layer.get(edges[port][0])
+            choice = graph.inputs(producer)[1] if graph.op(producer) == "edge" else producer
             if record is not None:
-                record.dropped_at.append(graph.meta(producer).get("source") or f"%{producer}")
+                record.dropped_at.append(graph.meta(choice).get("source") or f"%{choice}")
                 record.dropped_by.append(f"finalize@{source or node}")
             graph.remove_node(producer)
     return PassResult(changed=bool(overlay), overlay=overlay)
