@@ -22,14 +22,14 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from . import commands, compile_command, many_command
+from . import bench_command, commands, compile_command, many_command
 from .errors import INTERNAL_ERROR_EXIT_CODE, NascompileError
 from .options import progress_for
 from .progress import JsonLog
 from .version import __version__
 
 #: The modules whose `add_parsers(sub)` register the subcommands, in the order `--help` lists them.
-SUBCOMMANDS = (compile_command, many_command, commands)
+SUBCOMMANDS = (compile_command, many_command, bench_command, commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
