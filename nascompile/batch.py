@@ -253,6 +253,7 @@ class Summary:
     failed: int = 0
     skipped: int = 0  # already in the manifest (resume)
     isomorphic: int = 0  # left out as isomorphic to an earlier architecture
+    repeated: int = 0  # given again after an equal one (same key)
     validated: int = 0
     seconds: float = 0.0
     manifest: str = ""
@@ -263,6 +264,8 @@ class Summary:
             parts.append(f"{self.skipped:,} already done")
         if self.isomorphic:
             parts.append(f"{self.isomorphic:,} isomorphic left out")
+        if self.repeated:
+            parts.append(f"{self.repeated:,} repeats left out")
         return (f"{self.total:,} architectures: " + ", ".join(parts) + f" in {self.seconds:.1f} s; manifest "
                 f"{self.manifest}")
 
@@ -321,8 +324,9 @@ def _process_chunk(items: list[Item]) -> list[tuple[dict[str, Any], bytes | None
 
 
 def prepare_items(lifted, archs: Iterable[Any] | None, all_archs: bool, dedup: bool,
-                  validate_sample: float) -> tuple[list[Item], list[dict[str, Any]], int]:
-    """(items, failed records, isomorphic count): each architecture resolved and named, in input order.
+                  validate_sample: float) -> tuple[list[Item], list[dict[str, Any]], int, int]:
+    """(items, failed records, isomorphic count, repeated count): each architecture resolved and named once,
+    in input order (an architecture given twice is compiled once).
 
     An architecture that does not resolve (a typo, a space it does not fit) becomes a failed record.
     """
@@ -333,7 +337,8 @@ def prepare_items(lifted, archs: Iterable[Any] | None, all_archs: bool, dedup: b
     items: list[Item] = []
     failed: list[dict[str, Any]] = []
     seen_forms: set[str] = set()
-    isomorphic = 0
+    seen_keys: set[str] = set()
+    isomorphic = repeated = 0
     source = enumerate_space(graph) if all_archs else archs
     for index, arch in enumerate(source):
         try:
@@ -345,6 +350,10 @@ def prepare_items(lifted, archs: Iterable[Any] | None, all_archs: bool, dedup: b
                            "error": {"kind": exc.kind, "message": str(exc), "exit_code": exc.exit_code}})
             continue
         key = arch_key(given.decisions, graph, space)
+        if key in seen_keys:
+            repeated += 1
+            continue
+        seen_keys.add(key)
         if dedup:
             nodes = nb201_nodes(given.decisions, graph, space)
             if nodes is not None:
@@ -354,7 +363,7 @@ def prepare_items(lifted, archs: Iterable[Any] | None, all_archs: bool, dedup: b
                     continue
                 seen_forms.add(form)
         items.append(Item(index, key, given, validation_sample(key, validate_sample)))
-    return items, failed, isomorphic
+    return items, failed, isomorphic, repeated
 
 
 def compile_many(
@@ -373,7 +382,8 @@ def compile_many(
     on_start: Callable[[int, int], None] | None = None,
 ) -> Summary:
     """Compile `archs` (each anything `compile(arch=...)` takes), or with `all_archs` every architecture of a
-    finite space (`space.enumerate_space`; with `dedup`, one per NAS-Bench-201 isomorphism class), into
+    finite space (`space.enumerate_space`; with `dedup`, one per NAS-Bench-201 isomorphism class; architectures
+    given in `archs` are all compiled, an equal one given twice once), into
     `out_dir`. `jobs` local processes, or Ray actors with `ray` (True: a local Ray instance; a string: the
     address of a cluster). `validate_sample`: the share validated (by key hash; 1 validates all).
     `on_start(total, already_done)` and `on_record(record)` follow the run (progress bars, logs).
@@ -385,11 +395,13 @@ def compile_many(
         raise NascompileError("give the architectures (archs) or all_archs=True, not both")
     start = time.perf_counter()
     lifted = source.lift()
-    items, failed, isomorphic = prepare_items(lifted, archs, all_archs, dedup, validate_sample)
+    items, failed, isomorphic, repeated = prepare_items(lifted, archs, all_archs, dedup and all_archs,
+                                                        validate_sample)
     with locked_out_dir(out):
         done = read_manifest(out, resume)
         writer = ManifestWriter(out)
-        summary = Summary(total=len(items) + len(failed), isomorphic=isomorphic, manifest=str(out / MANIFEST))
+        summary = Summary(total=len(items) + len(failed), isomorphic=isomorphic, repeated=repeated,
+                          manifest=str(out / MANIFEST))
         todo = [item for item in items if item.key not in done]
         new_failed = [r for r in failed if r["key"] not in done]
         summary.skipped = summary.total - len(todo) - len(new_failed)
