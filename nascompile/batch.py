@@ -55,23 +55,17 @@ class ModelSource:
 
     def lift(self):
         """Build the supernet, load its weights, make the example inputs and lift it (`compiler.Lifted`)."""
-        import torch
+        from types import SimpleNamespace
 
-        from .compiler import as_input_tuple, lift_model
-        from .errors import InputShapeError
+        from .compiler import lift_model
         from .frontend import load_alphas
-        from .spec import load_spec, load_weights, parse_shape
+        from .options import example_inputs_of
+        from .spec import load_spec, load_weights
 
         loaded = load_spec(self.spec, self.build_args)
         if self.weights:
             load_weights(loaded.model, self.weights)
-        if self.input_shapes:
-            generator = torch.Generator().manual_seed(self.seed)
-            inputs = tuple(torch.randn(parse_shape(s), generator=generator) for s in self.input_shapes)
-        elif loaded.example_inputs is None:
-            raise InputShapeError(f"SPEC {self.spec!r} defines no example_inputs(); pass --input-shape, e.g. 1,3,32,32")
-        else:
-            inputs = as_input_tuple(loaded.example_inputs())
+        inputs = example_inputs_of(SimpleNamespace(spec=self.spec, input_shape=self.input_shapes, seed=self.seed), loaded)
         return lift_model(loaded.model, inputs, arch_params=load_alphas(self.alphas) if self.alphas else None)
 
 
