@@ -287,7 +287,8 @@ def plot_latency(records: Iterable[dict[str, Any]], output: str | os.PathLike) -
     axes[1].set_xlabel("MACs at batch 1 (M)")
     axes[0].set_ylabel("onnxruntime latency, median (ms)")
     for ax in axes:
-        ax.grid(True, alpha=0.3)
+        ax.set_yscale("log")  # batch sizes differ by orders of magnitude
+        ax.grid(True, which="both", alpha=0.3)
     axes[1].legend(loc="upper left")
     figure.suptitle(f"{len({r['model'] for r in records}):,} models")
     figure.tight_layout()
