@@ -167,6 +167,8 @@ def _lower(w: _Writer, node: str) -> str:
         sizes = iter(w.args(node)[1:])
         dims = [str(d) if d is not None else f"int({next(sizes)})" for d in attrs["shape"]]
         return f"{x}.reshape({', '.join(dims)})"
+    if op == "transpose":
+        return f"{x}.permute({', '.join(map(str, attrs['perm']))})"
     if op == "size":
         return f"{x}.size({attrs['dim']})"
     if op == "pad":
