@@ -24,14 +24,14 @@ import threading
 import traceback
 from collections.abc import Sequence
 
-from . import commands, compile_command
+from . import bench_command, commands, compile_command, many_command
 from .errors import INTERNAL_ERROR_EXIT_CODE, NascompileError, SpecError
 from .options import progress_for, where_raised
 from .progress import JsonLog
 from .version import __version__
 
 #: The modules whose `add_parsers(sub)` register the subcommands, in the order `--help` lists them.
-SUBCOMMANDS = (compile_command, commands)
+SUBCOMMANDS = (compile_command, many_command, bench_command, commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -154,6 +154,21 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
+def _precision_line(stored: dict) -> str:
+    """`precision: int8 (1000 inputs against fp32: cosine min 0.99999, ...; calibration: ...)`."""
+    line = f"precision: {stored['precision']}"
+    accuracy = stored.get("accuracy") or {}
+    outputs = accuracy.get("outputs") or []
+    if outputs:
+        top1 = [o["top1_agreement"] for o in outputs if o.get("top1_agreement") is not None]
+        line += (f" ({accuracy.get('samples')} inputs against fp32: cosine min "
+                 f"{min(o['cosine_min'] for o in outputs):.6f}, max abs {max(o['max_abs'] for o in outputs):.3g}"
+                 + (f", top-1 agreement {100 * min(top1):.1f}%" if top1 else "") + ")")
+    if stored.get("calibration"):
+        line += f"; calibration: {stored['calibration']}"
+    return line
+
+
 def run_inspect(args: argparse.Namespace) -> int:
     from .export import read_onnx_metadata
     from .report import format_decisions, layer_choices_first
@@ -163,6 +178,8 @@ def run_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(stored.to_dict(), indent=2))
         return 0
     lines = [f"{stored.path}: written by nascompile {stored.version or '?'}", f"pipeline: {stored.pipeline or '?'}"]
+    if stored.precision is not None:
+        lines.append(_precision_line(stored.precision))
     if stored.description is None:
         lines.append("architecture: not stored (the file predates architecture descriptions)")
     else:
@@ -181,6 +198,8 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
     print(f"{stored.path}: written by nascompile {stored.version or '?'}")
     print(f"pipeline: {stored.pipeline or '?'}")
+    if stored.precision is not None:
+        print(_precision_line(stored.precision))
     if stored.description is None:
         print("architecture: not stored (the file predates architecture descriptions)")
     else:

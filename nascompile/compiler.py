@@ -357,6 +357,35 @@ def cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass
+class Lifted:
+    """A supernet lifted once, to compile many architectures from (`compile_lifted`).
+
+    `graph` is the IR right after the lift and is never changed: each compile works on a clone.
+    `search_space` (the cells before any decision) is taken once, for every compile to share.
+    """
+
+    model: nn.Module
+    example_inputs: tuple[torch.Tensor, ...]
+    graph: Graph
+    lifter: ChoiceLifter
+    search_space: Any = None
+
+
+def lift_model(model: nn.Module, example_inputs: Any, recognizers: list[Recognizer] | None = None,
+               arch_params: Mapping[str, Any] | None = None, progress: ProgressFn | None = None,
+               allow_no_choices: bool = False) -> Lifted:
+    """Lift `model` into the IR, once (see `compile` for the arguments)."""
+    from .arch import describe
+
+    inputs = as_input_tuple(example_inputs)
+    with cyclic_gc_paused(), eval_mode(model):
+        with stage(progress, "lift", "lift") as detail:
+            graph, lifter = lift(model, inputs, recognizers, arch_params, allow_no_choices)
+            detail.append(f"{ir_ops(graph)} IR nodes, {count_choices(graph)} choices")
+    return Lifted(model, inputs, graph, lifter, describe(graph))
+
+
 def compile(
     model: nn.Module,
     example_inputs: Any,
@@ -369,6 +398,7 @@ def compile(
     printer: Callable[[str, str], None] | None = None,
     recognizers: list[Recognizer] | None = None,
     arch_params: Mapping[str, Any] | None = None,
+    arch: Any = None,
     near_tie: float = NEAR_TIE,
     progress: ProgressFn | None = None,
     allow_no_choices: bool = False,
@@ -380,23 +410,48 @@ def compile(
     interpreter on `example_inputs`; `print_after` (pass names or {"all"}) sends the IR text after
     those passes to `printer(pass_name, text)`. `arch_params` maps keys to logits that replace the
     model's own (an NNI mutator's choices, `{"alphas_normal": matrix}` for DARTS; `frontend/arch_params.py`).
+    `arch` applies a given architecture instead of deciding from logits: NNI exported JSON (a dict, or
+    text), a `Genotype(...)` text or `genotypes.py:NAME`, nascompile's architecture JSON, a NAS-Bench-201
+    string, or a file holding one (`archspec.py`); the pipeline's `darts-choice` and `finalize` become
+    `apply-arch`.
     Decisions won by a margin below `near_tie` are listed as near-ties (`result.choices.near_ties()`).
     `progress` is called with a `progress.StageEvent` as the lift and each pass start and end; without
     it the compile prints nothing (the command line shows the events). Architecture weights that no
     mixture pattern consumes are an error (the file would be the continuous supernet) unless
     `allow_no_choices`; `result.specializations` lists the branches the lift took at compile time.
     """
-    inputs = as_input_tuple(example_inputs)
-    with cyclic_gc_paused(), eval_mode(model):
-        with stage(progress, "lift", "lift") as detail:
-            graph, lifter = lift(model, inputs, recognizers, arch_params, allow_no_choices)
-            lifted = graph.clone()  # kept for reports and `plot --ir lift`: the passes rewrite `graph`
-            detail.append(f"{ir_ops(graph)} IR nodes, {count_choices(graph)} choices")
-        ctx = PassContext(max_final_edges=max_final_edges, rank=rank, example_inputs=inputs, lifter=lifter)
+    lifted = lift_model(model, example_inputs, recognizers, arch_params, progress, allow_no_choices)
+    return compile_lifted(lifted, pipeline, max_final_edges, rank, verify_each=verify_each, print_after=print_after,
+                          printer=printer, arch=arch, near_tie=near_tie, progress=progress)
+
+
+def compile_lifted(
+    lifted: Lifted,
+    pipeline: str | None = None,
+    max_final_edges: int = 2,
+    rank: str = "darts",
+    *,
+    verify_each: bool = False,
+    print_after: set[str] | None = None,
+    printer: Callable[[str, str], None] | None = None,
+    arch: Any = None,
+    near_tie: float = NEAR_TIE,
+    progress: ProgressFn | None = None,
+) -> CompileResult:
+    """Run the pipeline on a clone of an already lifted supernet (`lift_model`); arguments as for `compile`."""
+    graph = lifted.graph.clone()
+    inputs = lifted.example_inputs
+    pipeline = pipeline or DEFAULT_PIPELINE
+    if arch is not None:
+        from .passes.apply_arch import arch_pipeline
+
+        pipeline = arch_pipeline(pipeline)
+    with cyclic_gc_paused(), eval_mode(lifted.model):
+        ctx = PassContext(max_final_edges=max_final_edges, rank=rank, example_inputs=inputs, lifter=lifted.lifter,
+                          search_space=lifted.search_space, arch=arch)
         ctx.decisions.near_tie = near_tie
-        pipeline = pipeline or DEFAULT_PIPELINE
         run_pipeline(graph, pipeline, ctx, verify_each=verify_each, print_after=print_after, printer=printer,
                      progress=progress)
-    return CompileResult(graph=graph, model=model, example_inputs=inputs, choices=ctx.decisions, lifter=lifter,
-                         pipeline=pipeline, timings=dict(ctx.timings), lifted=lifted,
+    return CompileResult(graph=graph, model=lifted.model, example_inputs=inputs, choices=ctx.decisions,
+                         lifter=lifted.lifter, pipeline=pipeline, timings=dict(ctx.timings), lifted=lifted.graph,
                          architecture=ctx.architecture)

@@ -120,11 +120,15 @@ class StoredArchitecture:
     description: dict[str, Any] | None  # None in files written before descriptions were stored
     sha256: str | None
     hash_ok: bool | None  # the stored hash matches the stored description (None: nothing to check)
+    precision: dict[str, Any] | None = None  # fp16/int8 files: precision, accuracy, calibration (`precision.py`)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "nascompile_version": self.version, "pipeline": self.pipeline,
-                "sha256": self.sha256, "hash_ok": self.hash_ok, "decisions": self.decisions,
-                "architecture": self.description}
+        out = {"path": self.path, "nascompile_version": self.version, "pipeline": self.pipeline,
+               "sha256": self.sha256, "hash_ok": self.hash_ok, "decisions": self.decisions,
+               "architecture": self.description}
+        if self.precision is not None:
+            out["precision"] = self.precision
+        return out
 
 
 def _check_metadata_types(path: Path, decisions: Any, description: Any) -> None:
@@ -173,5 +177,13 @@ def read_onnx_metadata(path: str | os.PathLike) -> StoredArchitecture:
     _check_metadata_types(path, decisions, description)
     sha256 = props.get(KEY_SHA256)
     hash_ok = None if description is None or sha256 is None else content_hash(description) == sha256 == description.get("sha256")
+    precision = None
+    if "nascompile.precision" in props:  # keys written by precision.py
+        try:
+            accuracy = json.loads(props.get("nascompile.accuracy", "null"))
+        except json.JSONDecodeError as exc:
+            raise ModelFileError(f"{str(path)!r}: nascompile.accuracy is not valid JSON ({exc})") from None
+        precision = {"precision": props["nascompile.precision"], "accuracy": accuracy,
+                     "calibration": props.get("nascompile.calibration")}
     return StoredArchitecture(str(path), props.get(KEY_VERSION), props.get(KEY_PIPELINE), decisions, description,
-                              sha256, hash_ok)
+                              sha256, hash_ok, precision)

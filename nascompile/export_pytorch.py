@@ -167,6 +167,8 @@ def _lower(w: _Writer, node: str) -> str:
         sizes = iter(w.args(node)[1:])
         dims = [str(d) if d is not None else f"int({next(sizes)})" for d in attrs["shape"]]
         return f"{x}.reshape({', '.join(dims)})"
+    if op == "transpose":
+        return f"{x}.permute({', '.join(map(str, attrs['perm']))})"
     if op == "size":
         return f"{x}.size({attrs['dim']})"
     if op == "pad":
@@ -206,7 +208,8 @@ def pytorch_source(graph: Graph, class_name: str, header: str) -> tuple[str, dic
     results = [w.values[src] for src in graph.inputs(output)]
     returned = results[0] if len(results) == 1 else "(" + ", ".join(results) + ("," if len(results) == 1 else "") + ")"
     signature = ", ".join(f"{name}: torch.Tensor" for name in inputs)
-    lines = [f'"""{header}"""', "", "from __future__ import annotations", "", "from pathlib import Path", "",
+    docstring = header.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')  # a path may hold either
+    lines = [f'"""{docstring}"""', "", "from __future__ import annotations", "", "from pathlib import Path", "",
              "import torch", "import torch.nn.functional as F", "from torch import nn", "",
              'WEIGHTS = Path(__file__).with_name("' + WEIGHTS_FILE + '")', "", "",
              f"class {class_name}(nn.Module):",

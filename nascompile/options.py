@@ -49,15 +49,39 @@ def opset(text: str) -> int:
     return value
 
 
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """Options that say which supernet to compile and how: shared by every subcommand that compiles."""
+def build_arg(text: str) -> tuple[str, object]:
+    """`K=V` for the SPEC's build(): V is a Python literal (`36`, `True`, `[1, 2]`), else the text itself."""
+    import ast
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r} must be NAME=VALUE, e.g. C=36")
+    try:
+        return key.strip(), ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key.strip(), value
+
+
+def add_source_arguments(p: argparse.ArgumentParser) -> None:
+    """Which supernet: SPEC, its build arguments, weights, logits and example inputs."""
     p.add_argument("spec", metavar="SPEC", help="path/to/file.py (calls its build()) or package.module:factory")
+    p.add_argument("--build-arg", action="append", type=build_arg, default=[], metavar="K=V",
+                   help="keyword argument for the SPEC's build(), V a Python literal (repeat: --build-arg C=36 "
+                        "--build-arg layers=20)")
     p.add_argument("--weights", help="state dict to load into the supernet (torch.load with weights_only=True)")
     p.add_argument("--alphas", metavar="FILE", help="architecture logits by key (an NNI mutator's choices, "
                    "DARTS's alphas_normal, ...): a .json of lists or a state dict .pt (loaded weights-only)")
     p.add_argument("--input-shape", action="append", metavar="1,3,32,32",
                    help="shape of an example input (repeat for several inputs); default: the SPEC's example_inputs()")
     p.add_argument("--seed", type=int, default=0, help="seed of the example inputs made from --input-shape")
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Options that say which supernet to compile and how: shared by every subcommand that compiles."""
+    add_source_arguments(p)
+    p.add_argument("--arch", metavar="FILE|STRING",
+                   help="apply this architecture instead of deciding from the logits: NNI exported JSON, nascompile's "
+                        "architecture JSON, a Genotype(...) text, genotypes.py:NAME or a NAS-Bench-201 string")
     level = p.add_mutually_exclusive_group()
     level.add_argument("--pipeline", help="pass pipeline, e.g. 'darts-choice,finalize{rank=logit},dce,expand,infer-shapes'")
     level.add_argument("-O", dest="opt_level", choices=("0", "1"), default=None,
@@ -174,7 +198,7 @@ def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_
     from .spec import load_spec, load_weights
 
     with spec_output_to_stderr():
-        loaded = load_spec(args.spec)
+        loaded = load_spec(args.spec, dict(args.build_arg))
         args._loaded = loaded  # for what else the SPEC defines (calibration_data())
         if args.weights:
             load_weights(loaded.model, args.weights)
@@ -195,8 +219,8 @@ def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_
         result = compile_model(loaded.model, inputs, pipeline=pipeline_of(args), max_final_edges=args.max_final_edges,
                                rank=args.rank, verify_each=args.verify_each,
                                print_after=print_after | ({ir_after} if ir_after else set()), printer=print_ir,
-                               arch_params=arch_params, progress=progress_for(args), near_tie=args.near_tie,
-                               allow_no_choices=args.allow_no_choices)
+                               arch_params=arch_params, arch=args.arch, progress=progress_for(args),
+                               near_tie=args.near_tie, allow_no_choices=args.allow_no_choices)
     ties = result.choices.ties() + result.choices.near_ties() if warn_ties else []
     for warning in result.warnings + ties:
         warn(args, warning)

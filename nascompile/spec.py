@@ -50,8 +50,8 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
-def load_spec(spec: str) -> LoadedSpec:
-    """Import the SPEC and build its model."""
+def load_spec(spec: str, build_args: Mapping[str, Any] | None = None) -> LoadedSpec:
+    """Import the SPEC and build its model, passing `build_args` as keyword arguments to the factory."""
     if spec.endswith(".py") or "/" in spec or "\\" in spec:
         path = Path(spec)
         if not path.is_file():
@@ -71,7 +71,13 @@ def load_spec(spec: str) -> LoadedSpec:
     if not callable(factory):
         raise SpecError(f"SPEC {spec!r} has no callable {factory_name}(); define one that returns the supernet")
     try:
-        model = factory()
+        model = factory(**dict(build_args or {}))
+    except TypeError as exc:
+        if build_args and "argument" in str(exc):
+            raise SpecError(f"{factory_name}() of SPEC {spec!r} does not take the build arguments "
+                            f"{sorted(build_args)}: {exc}; see its signature for the names it takes") from None
+        raise SpecError(f"{factory_name}() of SPEC {spec!r} raised TypeError: {exc}; fix the factory so that it "
+                        "builds the supernet") from None
     except NascompileError:
         raise  # e.g. a ChoiceError from the authoring API: it says what is wrong better than a SpecError
     except Exception as exc:

@@ -113,3 +113,11 @@ def test_an_undecided_choice_is_refused_and_nothing_written(tmp_path):
     with pytest.raises(ExportError, match="no PyTorch form for op 'layer_choice'.*run darts-choice"):
         result.to_pytorch(tmp_path / "derived")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_spec_path_with_quotes_and_backslashes_still_compiles(tmp_path):
+    module = example("nb201_cell")
+    result = nascompile.compile(module.build(), module.example_inputs(), pipeline=PIPELINE_O0)
+    result.to_pytorch(tmp_path / "d", spec='odd\\dir\\"""x.py')
+    py_compile.compile(str(tmp_path / "d" / "model.py"), doraise=True)
+    assert '"""x.py' not in (tmp_path / "d" / "model.py").read_text().split("\n", 1)[0]

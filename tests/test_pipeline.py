@@ -39,7 +39,7 @@ def test_an_unknown_pass_is_named_with_the_available_ones():
     with pytest.raises(PipelineError) as info:
         parse_pipeline("darts-choice,prune,dce")
     assert "unknown pass 'prune' in pipeline 'darts-choice,prune,dce'" in str(info.value)
-    assert "available: cse, darts-choice, dce, eliminate-identities" in str(info.value)
+    assert "available: apply-arch, cse, darts-choice, dce, eliminate-identities" in str(info.value)
 
 
 @pytest.mark.parametrize("pipeline, message", [

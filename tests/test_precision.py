@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -175,6 +176,10 @@ def test_cli_int8_with_the_specs_calibration_data(tmp_path, capsys):
     assert "gate --min-top1-agreement 0.5: met" in captured.out
     props = {p.key: p.value for p in onnx.load(tmp_path / "m.onnx").metadata_props}
     assert props["nascompile.calibration"] == "the SPEC's calibration_data(): 40 inputs"
+    assert cli.main(["inspect", str(tmp_path / "m.onnx")]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("precision:"))
+    assert re.fullmatch(r"precision: int8 \(10 inputs against fp32: cosine min [0-9.]+, max abs \S+, top-1 agreement "
+                        r"[0-9.]+%\); calibration: the SPEC's calibration_data\(\): 40 inputs", line), line
 
 
 def test_cli_pytorch_export(tmp_path, capsys):
@@ -202,3 +207,16 @@ def test_every_example_in_fp16_and_int8(name, tmp_path):
         report = result.save(tmp_path / f"{precision}.onnx", precision=precision, accuracy_samples=16,
                              calibration=data if precision == "int8" else None, min_cosine=cosine)
         assert report.accuracy.cosine_min >= cosine
+
+
+def test_cli_dynamic_spatial(tmp_path, capsys):
+    from nascompile import cli
+
+    from conftest import EXAMPLES
+
+    code = cli.main(["compile", str(EXAMPLES / "nb201_cell.py"), "-o", str(tmp_path / "m.onnx"), "--validate",
+                     "--dynamic-spatial", "--precision", "fp16", "--accuracy-samples", "4"])
+    out = capsys.readouterr().out
+    assert code == 0 and "batch   2  output at 64x64" in out
+    dims = onnx.load(tmp_path / "m.onnx").graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "height", "width"]

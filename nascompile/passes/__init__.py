@@ -6,7 +6,7 @@ import importlib
 
 from .manager import PassContext, PassResult, available_passes, parse_pipeline, register_pass, run_pipeline
 
-_PASS_MODULES = ("darts_choice", "finalize", "dce", "expand", "infer_shapes", "fold_constants", "simplify",
+_PASS_MODULES = ("darts_choice", "apply_arch", "finalize", "dce", "expand", "infer_shapes", "fold_constants", "simplify",
                  "eliminate_zeros", "eliminate_identities", "merge_sums", "cse", "fold_batch_norm",
                  "fold_pool_batch_norm")
 

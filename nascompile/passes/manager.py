@@ -49,6 +49,7 @@ class PassContext:
     lifter: Any = None  # frontend.recognizers.ChoiceLifter, used by `expand`
     search_space: Any = None  # arch.Architecture before any decision, taken by `darts-choice`
     architecture: Any = None  # arch.Architecture, snapshot taken by `expand` while choices are visible
+    arch: Any = None  # a given architecture (archspec), applied by `apply-arch` instead of deciding from logits
     timings: dict[str, float] = field(default_factory=dict)
 
     def warn(self, message: str) -> None:
