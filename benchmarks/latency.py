@@ -9,6 +9,11 @@ starting one file later each round, and each file's block median is divided by t
 median of the same round. The ratios of one round saw the same machine load, so their median and
 quartiles say how the files compare even when the absolute times drift.
 
+At 1 intra-op thread onnxruntime runs every kernel on the calling thread, so a run is timed by that
+thread's CPU time (`time.thread_time`): time the thread spent waiting for a core taken by another
+process is not counted (cache and memory-bandwidth contention still are). With more threads the pool's
+work is elsewhere, and runs are timed by the wall clock.
+
 `conv_share` profiles one file (`enable_profiling`) and returns the fraction of kernel time spent in
 convolutions: the part of the time no rewrite of the graph around them can remove.
 """
@@ -50,7 +55,7 @@ def feed_for(sess: ort.InferenceSession, batch: int) -> dict[str, np.ndarray]:
 
 @dataclass
 class Comparison:
-    """Per file: the median of its block medians (ms) and its paired ratios to the first file."""
+    """Per file: the median of its block medians (ms; CPU time at 1 thread) and its paired ratios to the first file."""
 
     median_ms: dict[str, float]
     ratio: dict[str, float]  # median over rounds of (block median / first file's block median)
@@ -59,6 +64,7 @@ class Comparison:
 
 def compare(paths: dict[str, str], batch: int, threads: int, rounds: int, block: int | None = None) -> Comparison:
     block = block or (20 if batch == 1 else 3)
+    clock = time.thread_time if threads == 1 else time.perf_counter
     names = list(paths)
     sessions = {name: session(paths[name], threads) for name in names}
     feeds = {name: feed_for(sessions[name], batch) for name in names}
@@ -71,9 +77,9 @@ def compare(paths: dict[str, str], batch: int, threads: int, rounds: int, block:
         for name in names[shift:] + names[:shift]:
             sess, feed, times = sessions[name], feeds[name], []
             for _ in range(block):
-                start = time.perf_counter()
+                start = clock()
                 sess.run(None, feed)
-                times.append(time.perf_counter() - start)
+                times.append(clock() - start)
             blocks[name].append(statistics.median(times) * 1e3)
     first = blocks[names[0]]
     ratios = {name: sorted(a / b for a, b in zip(blocks[name], first)) for name in names}

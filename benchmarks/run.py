@@ -130,9 +130,25 @@ def compile_with_nascompile(model, inputs, path: Path):
     return result
 
 
+@contextlib.contextmanager
+def plain_tensors_frozen(model):
+    """DARTS's reference code keeps its alphas as plain tensors that require grad, which the exporters'
+    tracing refuses to turn into constants ("Cannot insert a Tensor that requires grad"): freeze them
+    while exporting."""
+    frozen = [value for module in model.modules() for value in vars(module).values()
+              if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter) and value.requires_grad]
+    for tensor in frozen:
+        tensor.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for tensor in frozen:
+            tensor.requires_grad_(True)
+
+
 def export_with_torch(model, inputs, path: Path, dynamo: bool) -> None:
     names = {"input_names": ["input"]}
-    with quiet(), torch.no_grad():  # plain-tensor alphas that require grad cannot be traced as constants
+    with quiet(), torch.no_grad(), plain_tensors_frozen(model):
         if dynamo:
             torch.onnx.export(model, inputs, str(path), dynamo=True, dynamic_shapes=({0: "batch"},), **names)
         else:

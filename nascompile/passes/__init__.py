@@ -16,7 +16,7 @@ PIPELINE_O0 = "darts-choice,finalize,dce,expand,dce,infer-shapes"
 #: -O0, then the optimizations (-O1, the default). Shapes are inferred first: the rewrites use them to
 #: prove that they keep every value's shape and dtype, and keep them up to date for the emitter.
 PIPELINE_O1 = (PIPELINE_O0 + ",fold-constants,simplify,eliminate-zeros,eliminate-identities,merge-sums,cse,"
-               "slice-as-conv,fold-batch-norm,fold-pool-batch-norm,dce")
+               "slice-as-conv,fold-batch-norm,fold-pool-batch-norm,split-cat-convs,dce")
 
 PIPELINES = {"0": PIPELINE_O0, "1": PIPELINE_O1}
 
