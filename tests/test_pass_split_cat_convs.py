@@ -64,3 +64,14 @@ def test_grouped_convolutions_are_left_alone():
   %c = conv2d(%cat) {dilation=[1, 1], groups=3, padding=[0, 0], stride=[1, 1]} params(weight: f32[3,1,1,1] = [[[[1.0]]], [[[2.0]]], [[[3.0]]]]) : f32[1,3,2,2]
   %output = output(%c)
 }""", "split-cat-convs")
+
+
+def test_a_relu_the_graph_has_already_is_reused():
+    graph, _ = optimize(f"""graph {{
+  {INPUTS}
+  %ra = relu(%a) : f32[1,1,2,2]
+  %r = relu(%cat) : f32[1,3,2,2]
+  %c = conv2d(%r) {ATTRS} params({WEIGHT}) : f32[1,1,2,2]
+  %output = output(%c, %ra)
+}}""", "split-cat-convs")
+    assert graph.inputs("c.part0") == ["ra"] and graph.count_ops()["relu"] == 2

@@ -9,7 +9,8 @@ convolution is linear in its input channels and ReLU acts per element, so
 with the bias, if any, on the first part. Nothing then reads the concatenation, whose copy (13-15% of
 onnxruntime's kernel time on the DARTS example once Slice is gone) is never made; the partial sums
 are written as a chain of two-input sums, which onnxruntime fuses into the convolutions (the NCHWc
-convolution's accumulate input). The multiply-accumulates are the same.
+convolution's accumulate input). The multiply-accumulates are the same. A part's relu is the one the
+graph computes already where there is one (a cell state's own edges apply it too).
 
 Only when *every* user of the `cat` (dim 1, N x C x H x W) is such a convolution or a `relu` read only
 by such convolutions: with any other user the concatenation would still be made. Exact in real
@@ -67,6 +68,15 @@ def _split_conv(graph: Graph, conv: str, parts: list[str], widths: list[int]) ->
             graph.replace_op(conv, "sum", [partial, term])
 
 
+def _relu_of(graph: Graph, value: str, like: str) -> str:
+    """A relu of `value`: the one the graph has already (a cell state's edges share it), else a new one."""
+    for user, _ in graph.users(value):
+        if graph.op(user) == "relu":
+            return user
+    meta = {k: v for k, v in graph.meta(like).items() if k != "shape"} | {"shape": graph.meta(value)["shape"]}
+    return graph.add_op("relu", [value], name=f"{value}.relu", meta=meta)
+
+
 def split_cat(graph: Graph, cat: str) -> bool:
     plan = _plan(graph, cat)
     sources = graph.inputs(cat)
@@ -76,9 +86,7 @@ def split_cat(graph: Graph, cat: str) -> bool:
     widths = [graph.meta(s)["shape"][1] for s in sources]
     relu_parts = {}
     for relu in relus:
-        meta = {k: v for k, v in graph.meta(relu).items() if k != "shape"}
-        relu_parts[relu] = [graph.add_op("relu", [s], name=f"{s}.relu", meta=meta | {"shape": graph.meta(s)["shape"]})
-                            for s in sources]
+        relu_parts[relu] = [_relu_of(graph, s, relu) for s in sources]
     for conv in convs:
         (source,) = graph.inputs(conv)
         _split_conv(graph, conv, relu_parts.get(source, sources), widths)
