@@ -1,34 +1,38 @@
-"""nascompile against `torch.onnx.export`, on the DARTS CIFAR-10 search supernet (8 cells, C=16).
+"""nascompile against `torch.onnx.export`, on the bundled DARTS-family search supernets (8 cells, C=16).
 
     python benchmarks/run.py [--quick] [--json results.json]
 
-Prints one table and checks the targets of issue #5 (ratios from this run):
+Networks: `examples/darts_cnn.py` (nascompile's own API), `examples/darts_reference.py` (written like
+DARTS's reference code), `examples/nni_darts.py` (NNI classic mutables) and `examples/archai_darts.py`
+(Archai's supergraph), so that no frontend regresses unseen. Prints one table per network and checks
+the targets of issue #16 (ratios from this run):
 
 - compile time, in this process: nascompile (lift -> passes -> emit -> ONNX file) against
   `torch.onnx.export` of the fixed supernet (the supernet's own forward with the decisions fixed,
   `with result.lifter.fixed(model, result.choices.by_path())`), with `dynamo=False` and `dynamo=True`;
-  the median of several runs each, after one warm-up run;
-- onnxruntime CPU latency at batch 1 and 32 (`runtime.measure_latency`, after warm-up) and node
-  counts of the four ONNX files: nascompile's, the two exports, and the un-pruned supernet exported
-  as is (search mode, `dynamo=False`). The timed runs are split into rounds that visit the models in
-  turn, and the median of the round medians is reported, so that load from other processes on a
-  shared machine falls on every model alike;
+  medians after one warm-up run (`dynamo=True`, about 45 s an export, is timed once per network);
+- onnxruntime CPU latency of the three files at batch 1 and 32, with onnxruntime's full optimizer
+  (`ORT_ENABLE_ALL`, NCHWc layout) for every file, at 1 intra-op thread (the target) and 2 (reported):
+  paired, rotated blocks (`latency.py`), the ratio being the median of per-round ratios, with its
+  quartiles as the spread; and the share of kernel time in convolutions in the fastest file (from
+  onnxruntime's profiler): the floor no rewrite around the convolutions can pass;
+- ONNX node counts (and, for `darts_cnn`, of the un-pruned supernet exported as is);
 - scaling: compile time and peak memory of DARTS supernets of 8, 20 and 50 cells and of a synthetic
   supernet of 100,000 IR nodes, each in a fresh process (`probe.py`).
 
-`--quick` (under 2 minutes on a 2-core machine) skips the `dynamo=True` export (about a minute per
-run) and the un-pruned supernet (35 s to export), takes fewer runs, and a synthetic supernet of
-20,000 nodes; it says so in its output, and the targets it cannot check are marked "skipped".
+`--quick` (a few minutes on a 2-core machine) skips the `dynamo=True` export and the un-pruned
+supernet, takes fewer runs and rounds, and a synthetic supernet of 20,000 nodes; it says so in its
+output, and the targets it cannot check are marked "skipped".
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import json
 import logging
-import math
 import os
 import platform
 import statistics
@@ -45,20 +49,23 @@ for _path in (ROOT / "benchmarks", ROOT / "examples", ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime  # noqa: E402
 import torch  # noqa: E402
 
-import darts_cnn  # noqa: E402
 import nascompile  # noqa: E402
-from nascompile.runtime import make_session, measure_latency  # noqa: E402
+from latency import compare, conv_share  # noqa: E402
+
+NETWORKS = ("darts_cnn", "darts_reference", "nni_darts", "archai_darts")  # modules in examples/
+EXPORTERS = ("dynamo=False", "dynamo=True")
+CONTENDERS = ("nascompile",) + EXPORTERS
+BATCHES = (1, 32)
+THREADS = (1, 2)  # the targets are checked at 1 thread; 2 threads are reported
 
 TARGETS = {
-    "compile_vs_dynamo_false": 0.10,
+    "compile_vs_dynamo_false": 0.05,
     "compile_vs_dynamo_true": 0.01,
-    "latency_vs_dynamo_false": 0.95,
-    "nodes_vs_dynamo_false": 0.70,
+    "latency_vs_best_exporter": 0.90,
     "scaling_50_vs_8_cells": 1.2 * 50 / 8,
     "peak_memory_vs_weights": 2.0,
 }
@@ -68,11 +75,10 @@ TARGETS = {
 class Settings:
     quick: bool
     compile_runs: int  # nascompile, timed after one warm-up
-    export_runs: int  # each torch.onnx.export flavour, timed after one warm-up
-    dynamo: bool  # run the dynamo=True export
-    supernet: bool  # export and time the un-pruned supernet as is
-    latency_runs: int  # timed runs per model and batch size (after warm-up)
-    latency_rounds: int
+    export_runs: int  # each dynamo=False export, timed after one warm-up
+    dynamo: bool  # run the dynamo=True export (timed once per network)
+    supernet: bool  # export the un-pruned darts_cnn supernet as is
+    latency_rounds: int  # paired rounds per batch size and thread count
     darts_cells: tuple[int, ...]
     probe_runs: int
     synthetic_nodes: int
@@ -80,21 +86,22 @@ class Settings:
     @classmethod
     def make(cls, quick: bool) -> "Settings":
         if quick:
-            return cls(True, 5, 3, False, False, 50, 5, (8, 20, 50), 3, 20_000)
-        return cls(False, 7, 5, True, True, 100, 10, (8, 20, 50), 5, 100_000)
+            return cls(True, 5, 3, False, False, 8, (8, 20, 50), 3, 20_000)
+        return cls(False, 7, 5, True, True, 20, (8, 20, 50), 5, 100_000)
 
     def trimmed(self) -> list[str]:
         if not self.quick:
             return []
-        return ["torch.onnx.export(dynamo=True) not run (about a minute per export)",
+        return ["torch.onnx.export(dynamo=True) not run (about 45 s per export)",
                 "un-pruned supernet not exported (about 35 s)",
-                f"{self.export_runs} timed dynamo=False exports instead of 5",
+                f"{self.export_runs} timed dynamo=False exports instead of 5, {self.latency_rounds} latency rounds instead of 20",
                 f"synthetic supernet of {self.synthetic_nodes:,} IR nodes instead of 100,000"]
 
 
 # --- compile time ---------------------------------------------------------------------------------
-def timed_runs(fn, runs: int) -> list[float]:
-    fn()  # warm-up
+def timed_runs(fn, runs: int, warmup: bool = True) -> list[float]:
+    if warmup:
+        fn()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -116,40 +123,61 @@ def quiet():
 
 
 def compile_with_nascompile(model, inputs, path: Path):
-    result = nascompile.compile(model, inputs)
+    with quiet():
+        result = nascompile.compile(model, inputs)
     path.write_bytes(result.to_onnx().SerializeToString())
     return result
 
 
+@contextlib.contextmanager
+def plain_tensors_frozen(model):
+    """DARTS's reference code keeps its alphas as plain tensors that require grad, which the exporters'
+    tracing refuses to turn into constants ("Cannot insert a Tensor that requires grad"): freeze them
+    while exporting."""
+    frozen = [value for module in model.modules() for value in vars(module).values()
+              if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter) and value.requires_grad]
+    for tensor in frozen:
+        tensor.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for tensor in frozen:
+            tensor.requires_grad_(True)
+
+
 def export_with_torch(model, inputs, path: Path, dynamo: bool) -> None:
-    names = {"input_names": ["input"], "output_names": ["output"]}
-    with quiet():
+    names = {"input_names": ["input"]}
+    with quiet(), torch.no_grad(), plain_tensors_frozen(model):
         if dynamo:
             torch.onnx.export(model, inputs, str(path), dynamo=True, dynamic_shapes=({0: "batch"},), **names)
         else:
-            torch.onnx.export(model, inputs, str(path), dynamo=False,
-                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, **names)
-
-
-# --- latency ----------------------------------------------------------------------------------------
-def latencies(paths: dict[str, Path], batch: int, runs: int, rounds: int) -> dict[str, float]:
-    """Median latency (ms) per model: `rounds` rounds visiting every model in turn, `runs` runs in all.
-
-    Each round starts one model later, so no model always runs right after the heavy supernet.
-    """
-    sessions = list({name: make_session(str(path), "cpu") for name, path in paths.items()}.items())
-    feed = [np.random.default_rng(0).standard_normal((batch, 3, 32, 32), dtype=np.float32)]
-    per_round = max(1, math.ceil(runs / rounds))
-    medians: dict[str, list[float]] = {name: [] for name in paths}
-    for round_index in range(rounds):
-        shift = round_index % len(sessions)
-        for name, session in sessions[shift:] + sessions[:shift]:
-            medians[name].append(measure_latency(session, feed, runs=per_round, warmup=5))
-    return {name: statistics.median(values) for name, values in medians.items()}
+            torch.onnx.export(model, inputs, str(path), dynamo=False, dynamic_axes={"input": {0: "batch"}}, **names)
 
 
 def node_count(path: Path) -> int:
     return len(onnx.load(str(path), load_external_data=False).graph.node)
+
+
+def measure_compile(settings: Settings, name: str, model, inputs, files: dict[str, Path]) -> tuple[dict, dict]:
+    """Median compile/export seconds and timed-run counts per contender; writes the ONNX files."""
+    seconds: dict[str, float | None] = {c: None for c in files}
+    runs: dict[str, int] = {}
+
+    def measure(column: str, fn, count: int, warmup: bool = True) -> None:
+        times = timed_runs(fn, count, warmup)
+        seconds[column], runs[column] = statistics.median(times), len(times)
+
+    measure("nascompile", lambda: compile_with_nascompile(model, inputs, files["nascompile"]), settings.compile_runs)
+    result = compile_with_nascompile(model, inputs, files["nascompile"])
+    with result.lifter.fixed(model, result.choices.by_path()):
+        measure("dynamo=False", lambda: export_with_torch(model, inputs, files["dynamo=False"], False),
+                settings.export_runs)
+        if settings.dynamo:
+            measure("dynamo=True", lambda: export_with_torch(model, inputs, files["dynamo=True"], True), 1,
+                    warmup=name == NETWORKS[0])  # later networks find the exporter warm
+    if settings.supernet and "supernet" in files:  # search mode: every candidate, mixed; timed once
+        measure("supernet", lambda: export_with_torch(model, inputs, files["supernet"], False), 1, warmup=False)
+    return seconds, runs
 
 
 # --- scaling ----------------------------------------------------------------------------------------
@@ -161,7 +189,56 @@ def probe(kind: str, size: int, runs: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-# --- the table --------------------------------------------------------------------------------------
+# --- one network ------------------------------------------------------------------------------------
+def measure_network(settings: Settings, name: str, work: Path) -> dict:
+    example = importlib.import_module(name)
+    model, inputs = example.build(), example.example_inputs()
+    files = {c: work / f"{name}_{c.replace('=', '_')}.onnx" for c in CONTENDERS}
+    if name == "darts_cnn":
+        files["supernet"] = work / f"{name}_supernet.onnx"
+    compile_s, runs = measure_compile(settings, name, model, inputs, files)
+    present = {c: path for c, path in files.items() if path.exists()}
+    nodes = {c: node_count(path) for c, path in present.items()}
+    timed = {c: str(path) for c, path in present.items() if c in CONTENDERS}
+    latency, conv = {}, {}
+    for batch in BATCHES:
+        for threads in THREADS:
+            latency[f"b{batch}_t{threads}"] = asdict(compare(timed, batch, threads, settings.latency_rounds))
+        medians = latency[f"b{batch}_t1"]["median_ms"]
+        best = min(medians, key=medians.get)
+        conv[f"b{batch}"] = {"file": best, "share": conv_share(timed[best], batch)}
+    return {"compile_s": compile_s, "timed_runs": runs, "nodes": nodes, "latency": latency, "conv_share": conv}
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a / b
+
+
+def network_checks(m: dict) -> dict[str, float | None]:
+    """This network's ratios that the targets bound (None where a measurement was skipped)."""
+    checks = {
+        "compile_vs_dynamo_false": ratio(m["compile_s"]["nascompile"], m["compile_s"]["dynamo=False"]),
+        "compile_vs_dynamo_true": ratio(m["compile_s"]["nascompile"], m["compile_s"]["dynamo=True"]),
+    }
+    for batch in BATCHES:
+        paired = m["latency"][f"b{batch}_t1"]["ratio"]  # paired ratios to nascompile's file
+        exporters = [paired[c] for c in EXPORTERS if c in paired]
+        checks[f"latency_vs_best_exporter_b{batch}"] = 1 / max(exporters)  # nascompile / the faster exporter
+    return checks
+
+
+def scaling_checks(scaling: list[dict]) -> dict[str, float | None]:
+    by_cells = {p["size"]: p for p in scaling if p["kind"] == "darts"}
+    return {
+        "scaling_50_vs_8_cells": ratio(by_cells[50]["compile_s"], by_cells[8]["compile_s"]),
+        "peak_memory_vs_weights": ratio(by_cells[8]["peak_extra_mb"], by_cells[8]["weights_mb"]),
+    }
+
+
+def limit_of(check: str) -> float:
+    return TARGETS[check.rsplit("_b", 1)[0] if check.startswith("latency") else check]
+
+
 def verdict(value: float | None, limit: float) -> str:
     if value is None:
         return "skipped"
@@ -176,107 +253,79 @@ def fmt(value, unit: str = "", digits: int = 3) -> str:
     return f"{value:.{digits}g}{unit}"
 
 
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a / b
+def target(checks: dict, check: str) -> str:
+    value, limit = checks[check], limit_of(check)
+    return f"ratio {'-' if value is None else f'{value:.3f}x'} (<= {limit:.3g}x) {verdict(value, limit)}"
 
 
-def measure_compile(settings: Settings, model, inputs, files: dict[str, Path]) -> tuple[dict, dict]:
-    """Median compile/export seconds and timed-run counts per column; writes the ONNX files."""
-    seconds: dict[str, float | None] = {name: None for name in files}
-    runs: dict[str, int] = {}
-
-    def measure(name: str, fn, count: int) -> None:
-        times = timed_runs(fn, count)
-        seconds[name], runs[name] = statistics.median(times), len(times)
-
-    measure("nascompile", lambda: compile_with_nascompile(model, inputs, files["nascompile"]), settings.compile_runs)
-    result = compile_with_nascompile(model, inputs, files["nascompile"])
-    with result.lifter.fixed(model, result.choices.by_path()):
-        measure("dynamo=False", lambda: export_with_torch(model, inputs, files["dynamo=False"], False), settings.export_runs)
-        if settings.dynamo:
-            measure("dynamo=True", lambda: export_with_torch(model, inputs, files["dynamo=True"], True), settings.export_runs)
-    if settings.supernet:  # search mode: every candidate, mixed by the softmax of its alphas; timed once
-        start = time.perf_counter()
-        export_with_torch(model, inputs, files["supernet"], False)
-        seconds["supernet"], runs["supernet"] = time.perf_counter() - start, 1
-    return seconds, runs
+def row(lines: list[str], metric: str, values: list[str], check: str = "") -> None:
+    lines.append(f"{metric:<40}" + "".join(f"{v:>15}" for v in values) + f"  {check}")
 
 
-def check_targets(compile_s: dict, nodes: dict, latency: dict, scaling: list[dict]) -> dict[str, float | None]:
-    """The ratios the targets bound (None where a measurement was skipped)."""
-    by_cells = {p["size"]: p for p in scaling if p["kind"] == "darts"}
-    return {
-        "compile_vs_dynamo_false": ratio(compile_s["nascompile"], compile_s["dynamo=False"]),
-        "compile_vs_dynamo_true": ratio(compile_s["nascompile"], compile_s["dynamo=True"]),
-        "latency_vs_dynamo_false_b1": ratio(latency[1]["nascompile"], latency[1]["dynamo=False"]),
-        "latency_vs_dynamo_false_b32": ratio(latency[32]["nascompile"], latency[32]["dynamo=False"]),
-        "nodes_vs_dynamo_false": ratio(nodes["nascompile"], nodes["dynamo=False"]),
-        "scaling_50_vs_8_cells": ratio(by_cells[50]["compile_s"], by_cells[8]["compile_s"]),
-        "peak_memory_vs_weights": ratio(by_cells[8]["peak_extra_mb"], by_cells[8]["weights_mb"]),
-    }
-
-
-def limit_of(check: str) -> float:
-    return TARGETS[check.rsplit("_b", 1)[0] if check.startswith("latency") else check]
-
-
-def format_table(settings: Settings, compile_s: dict, runs: dict, nodes: dict, latency: dict, scaling: list[dict],
-                 checks: dict) -> list[str]:
-    columns = ["nascompile", "dynamo=False", "dynamo=True", "supernet"]
-    lines = ["nascompile vs torch.onnx.export: DARTS CIFAR-10 search supernet (8 cells, C=16), CPU"]
-    if settings.quick:
-        lines.append("quick mode: " + "; ".join(settings.trimmed()))
-
-    def row(metric: str, values: list[str], check: str = "") -> None:
-        lines.append(f"{metric:<38}" + "".join(f"{v:>15}" for v in values) + f"  {check}")
-
-    def target(check: str) -> str:
-        value, limit = checks[check], limit_of(check)
-        return f"ratio {'-' if value is None else f'{value:.3f}x'} (<= {limit:.3g}x) {verdict(value, limit)}"
-
-    row("", columns)
-    row("compile time (s, median)", [fmt(compile_s.get(c)) for c in columns], target("compile_vs_dynamo_false"))
-    row("  timed runs (after a warm-up)", [fmt(runs.get(c)) for c in columns], target("compile_vs_dynamo_true"))
-    row("ONNX nodes", [fmt(nodes.get(c)) for c in columns], target("nodes_vs_dynamo_false"))
-    for batch in (1, 32):
-        row(f"onnxruntime CPU latency, batch {batch} (ms)", [fmt(latency[batch].get(c)) for c in columns],
-            target(f"latency_vs_dynamo_false_b{batch}"))
-    row("scaling (a fresh process each)", ["compile (s)", "lifted nodes", "discrete nodes", "peak +MiB"])
-    for p in scaling:
-        note = f"weights {p['weights_mb']:.1f} MiB, baseline {p['baseline_mb']:.0f} MiB"
-        if p["kind"] == "darts" and p["size"] == 8:
-            note = f"peak +{p['peak_extra_mb']:.1f} MiB / weights {p['weights_mb']:.1f} MiB: {target('peak_memory_vs_weights')}"
-        elif p["kind"] == "darts" and p["size"] == 50:
-            note = "time 50 / 8 cells: " + target("scaling_50_vs_8_cells")
-        name = f"DARTS {p['size']} cells" if p["kind"] == "darts" else f"synthetic {p['lifted_nodes']:,} IR nodes"
-        row(name, [fmt(p["compile_s"]), fmt(p["lifted_nodes"]), fmt(p["discrete_nodes"]), fmt(p["peak_extra_mb"])], note)
+def format_network(name: str, m: dict, checks: dict) -> list[str]:
+    columns = list(CONTENDERS) + (["supernet"] if "supernet" in m["nodes"] else [])
+    lines = [f"{name} (examples/{name}.py), CPU"]
+    row(lines, "", columns)
+    row(lines, "compile time (s, median)", [fmt(m["compile_s"].get(c)) for c in columns],
+        target(checks, "compile_vs_dynamo_false"))
+    row(lines, "  timed runs (after a warm-up)", [fmt(m["timed_runs"].get(c)) for c in columns],
+        target(checks, "compile_vs_dynamo_true"))
+    row(lines, "ONNX nodes", [fmt(m["nodes"].get(c)) for c in columns],
+        "no target: split-cat-convs adds nodes that run faster")
+    for batch in BATCHES:
+        for threads in THREADS:
+            lat = m["latency"][f"b{batch}_t{threads}"]
+            cells = [fmt(lat["median_ms"].get(c)) for c in CONTENDERS]
+            spread = ", ".join(f"{c} {lat['ratio'][c]:.3f} [{lat['ratio_iqr'][c][0]:.3f}..{lat['ratio_iqr'][c][1]:.3f}]"
+                               for c in EXPORTERS if c in lat["ratio"])
+            note = target(checks, f"latency_vs_best_exporter_b{batch}") if threads == 1 else ""
+            row(lines, f"latency b{batch}, {threads} thread(s) (ms)", cells,
+                f"exporter / nascompile, paired: {spread}" + (f"; {note}" if note else ""))
+        conv = m["conv_share"][f"b{batch}"]
+        lines.append(f"  batch {batch}: convolutions are {100 * conv['share']:.0f}% of kernel time in the fastest "
+                     f"file ({conv['file']}, 1 thread)")
     return lines
 
 
-def run(settings: Settings, work: Path, json_path: str | None) -> int:
+def format_scaling(scaling: list[dict], checks: dict) -> list[str]:
+    lines: list[str] = []
+    row(lines, "scaling (a fresh process each)", ["compile (s)", "lifted nodes", "discrete nodes", "peak +MiB"])
+    for p in scaling:
+        note = f"weights {p['weights_mb']:.1f} MiB, baseline {p['baseline_mb']:.0f} MiB"
+        if p["kind"] == "darts" and p["size"] == 8:
+            note = (f"peak +{p['peak_extra_mb']:.1f} MiB / weights {p['weights_mb']:.1f} MiB: "
+                    + target(checks, "peak_memory_vs_weights"))
+        elif p["kind"] == "darts" and p["size"] == 50:
+            note = "time 50 / 8 cells: " + target(checks, "scaling_50_vs_8_cells")
+        label = f"DARTS {p['size']} cells" if p["kind"] == "darts" else f"synthetic {p['lifted_nodes']:,} IR nodes"
+        row(lines, label, [fmt(p["compile_s"]), fmt(p["lifted_nodes"]), fmt(p["discrete_nodes"]),
+                           fmt(p["peak_extra_mb"])], note)
+    return lines
+
+
+def run(settings: Settings, work: Path, json_path: str | None, networks: tuple[str, ...]) -> int:
     started, load_before = time.perf_counter(), os.getloadavg()
-    model, inputs = darts_cnn.build(), darts_cnn.example_inputs()
-    files = {"nascompile": work / "nascompile.onnx", "dynamo=False": work / "dynamo_false.onnx",
-             "dynamo=True": work / "dynamo_true.onnx", "supernet": work / "supernet.onnx"}
-    compile_s, runs = measure_compile(settings, model, inputs, files)
-    present = {name: path for name, path in files.items() if path.exists()}
-    nodes = {name: node_count(path) for name, path in present.items()}
-    latency = {batch: latencies(present, batch, settings.latency_runs, settings.latency_rounds) for batch in (1, 32)}
+    lines = ["nascompile vs torch.onnx.export, onnxruntime CPU with ORT_ENABLE_ALL for every file"]
+    if settings.quick:
+        lines.append("quick mode: " + "; ".join(settings.trimmed()))
+    measured, checks = {}, {}
+    for name in networks:
+        measured[name] = measure_network(settings, name, work)
+        checks[name] = network_checks(measured[name])
+        lines += [""] + format_network(name, measured[name], checks[name])
     scaling = [probe("darts", cells, settings.probe_runs) for cells in settings.darts_cells]
     scaling.append(probe("synthetic", settings.synthetic_nodes, 1))
-    checks = check_targets(compile_s, nodes, latency, scaling)
-
+    checks["scaling"] = scaling_checks(scaling)
+    lines += [""] + format_scaling(scaling, checks["scaling"])
     load_after = os.getloadavg()
-    lines = format_table(settings, compile_s, runs, nodes, latency, scaling, checks)
     lines.append(f"load average {load_before[0]:.2f} -> {load_after[0]:.2f} on {os.cpu_count()} cores; "
                  f"{time.perf_counter() - started:.0f} s in all")
     print("\n".join(lines))
     if json_path:
         Path(json_path).write_text(json.dumps({
-            "settings": asdict(settings), "trimmed": settings.trimmed(), "compile_s": compile_s, "timed_runs": runs,
-            "nodes": nodes, "latency_ms": {str(b): v for b, v in latency.items()}, "scaling": scaling,
-            "checks": {key: {"ratio": value, "limit": limit_of(key), "verdict": verdict(value, limit_of(key))}
-                       for key, value in checks.items()},
+            "settings": asdict(settings), "trimmed": settings.trimmed(), "networks": measured, "scaling": scaling,
+            "checks": {group: {key: {"ratio": value, "limit": limit_of(key), "verdict": verdict(value, limit_of(key))}
+                               for key, value in values.items()} for group, values in checks.items()},
             "environment": {"python": platform.python_version(), "torch": torch.__version__, "onnx": onnx.__version__,
                             "onnxruntime": onnxruntime.__version__, "cores": os.cpu_count(),
                             "load_average": [load_before[0], load_after[0]]},
@@ -287,11 +336,13 @@ def run(settings: Settings, work: Path, json_path: str | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark nascompile against torch.onnx.export.")
-    parser.add_argument("--quick", action="store_true", help="under 2 minutes: fewer runs, no dynamo=True export")
+    parser.add_argument("--quick", action="store_true", help="a few minutes: fewer runs, no dynamo=True export")
     parser.add_argument("--json", metavar="PATH", help="also write every measurement to this JSON file")
+    parser.add_argument("--networks", nargs="+", choices=NETWORKS, default=list(NETWORKS), metavar="NAME",
+                        help=f"which examples to measure (default: all of {', '.join(NETWORKS)})")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="nascompile-bench-") as work:
-        return run(Settings.make(args.quick), Path(work), args.json)
+        return run(Settings.make(args.quick), Path(work), args.json, tuple(args.networks))
 
 
 if __name__ == "__main__":

@@ -218,7 +218,14 @@ def test_mixed_op_without_primitive_names_is_refused():
         nascompile.compile(_Net(), torch.randn(1, 3))
 
 
-def test_weights_not_from_a_softmax_are_refused(monkeypatch):
+def test_weights_not_from_a_softmax_or_sigmoid_are_refused(monkeypatch):
     monkeypatch.setattr(_Unnamed, "PRIMITIVES", ["skip", "relu"], raising=False)
     with pytest.raises(ChoiceError, match="mixed op 'op' is called with weights that are not softmax"):
-        nascompile.compile(_Net(squash=lambda a, dim: torch.sigmoid(a)), torch.randn(1, 3))
+        nascompile.compile(_Net(squash=lambda a, dim: a.abs() / a.abs().sum()), torch.randn(1, 3))
+
+
+def test_sigmoid_weights_are_fair_darts(monkeypatch):
+    monkeypatch.setattr(_Unnamed, "PRIMITIVES", ["skip", "relu"], raising=False)
+    result = nascompile.compile(_Net(squash=lambda a, dim: torch.sigmoid(a)), torch.randn(1, 3))
+    (choice,) = result.lifted.nodes_of("layer_choice")
+    assert result.lifted.attrs(choice)["weighting"] == "sigmoid"

@@ -222,3 +222,12 @@ def test_undecided_choice_is_refused_with_its_module_path():
     }""")
     with pytest.raises(LoweringError, match=r"module 'cell.edge'.*layer_choice.*run darts-choice"):
         to_onnx(graph)
+
+
+def test_values_nobody_reads_are_not_written():
+    # Reshape copies the batch dimension itself (0), so the size's Shape -> Gather and its index constant
+    # would be dead in the file
+    model = onnx_matches_torch(SHAPE_CASES["view_batch"], (1, 3, 4, 4))
+    assert op_types(model) == ["Reshape"]
+    used = {name for node in model.graph.node for name in node.input}
+    assert all(t.name in used for t in model.graph.initializer)

@@ -471,7 +471,8 @@ def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = T
                                    [] if dynamic_spatial else None))
     model = e.model  # holds the initializers already
     model.graph.name = name
-    model.graph.node.extend(e.nodes)
+    model.graph.node.extend(live_nodes(e.nodes, [o.name for o in outputs]))
+    _drop_unused_initializers(model)
     model.graph.input.extend(inputs)
     model.graph.output.extend(outputs)
     model.opset_import.add(domain="", version=opset)
@@ -484,6 +485,25 @@ def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = T
     return model
 
 
+
+
+def live_nodes(nodes: list[onnx.NodeProto], outputs: list[str]) -> list[onnx.NodeProto]:
+    """The nodes some graph output depends on, in their order. A lowering may leave values nobody reads
+    (the `Shape -> Gather` of `x.view(x.size(0), -1)` once Reshape copies the batch dimension itself):
+    they are never written, so onnxruntime neither loads nor runs them."""
+    needed, kept = set(outputs), []
+    for node in reversed(nodes):  # the emitter appends in topological order
+        if any(out in needed for out in node.output):
+            kept.append(node)
+            needed.update(node.input)
+    return kept[::-1]
+
+
+def _drop_unused_initializers(model: onnx.ModelProto) -> None:
+    used = {name for node in model.graph.node for name in node.input}
+    unused = [i for i, tensor in enumerate(model.graph.initializer) if tensor.name not in used]
+    for i in reversed(unused):  # in place: rebuilding the list would copy every weight
+        del model.graph.initializer[i]
 
 
 def initializer_bytes(model: onnx.ModelProto) -> int:

@@ -149,7 +149,7 @@ class DartsReferenceMixedOps(MixedOpRecognizer):
         vector = weight_vector(origin_of(call.cx, fx_weights))
         if vector is None or not isinstance(weights, torch.Tensor):
             raise ChoiceError(
-                f"{where} is called with weights that are not softmax(alphas, dim=-1)[i] of a tensor attribute "
+                f"{where} is called with weights that are not softmax(alphas, dim=-1)[i] (or sigmoid) of a tensor attribute "
                 f"(they come from {fx_weights}); nascompile reads the architecture logits behind that softmax")
         logits = vector[1]
         alphas = fetch_attr(call.cx.model, logits.path)

@@ -29,7 +29,7 @@ from .. import nn as ncnn
 from ..errors import ChoiceError
 from .arch_params import ArchParams
 from .convert import Converter, V
-from .tracer import tensor_names
+from .tracer import TensorNames
 
 
 @dataclass
@@ -46,7 +46,7 @@ class MixedOpCall:
     def arch_params(self) -> ArchParams:
         return self.cx.choice_lifter.arch_params
 
-    names: dict[int, str]  # id -> dotted name of the model's tensors
+    names: Any  # id -> dotted name of the model's tensors (a dict or a lazy `TensorNames`)
 
     def tensor_name(self, tensor: torch.Tensor) -> str | None:
         """Dotted name of `tensor` in the whole model (first one in module order when shared), if any."""
@@ -141,13 +141,13 @@ class MixedOpRecognizer:
         return {}
 
     # --- the shared machinery ---------------------------------------------------------------------
-    def _model_tensor_names(self, cx: Converter) -> dict[int, str]:
-        """Names of the whole model's tensors, indexed once per compile (recognizers are made per compile)."""
+    def _model_tensor_names(self, cx: Converter) -> Any:
+        """Names of the whole model's tensors, read lazily once per compile (recognizers are made per compile)."""
         root = cx.graph.root
         if root is None:
             return {}
         if getattr(self, "_names_of", None) is None or self._names_of[0] is not root:
-            self._names_of = (root, tensor_names(root))
+            self._names_of = (root, TensorNames(root))
         return self._names_of[1]
 
     def zero_slot(self, module: nn.Module) -> int | None:

@@ -165,7 +165,7 @@ class ScopeTracer(fx.Tracer):
         self.guards: list[tuple[fx.Node, Any]] = []
         self.specializations: list[Specialization] = []
         self._own_names: dict[int, str] | None = None
-        self._tensor_names: dict[int, str] | None = None
+        self._tensor_names: TensorNames | None = None
         self._paths: dict[int, str] | None = None  # id -> path, filled breadth first on demand
         self._frontier: collections.deque = collections.deque()
 
@@ -247,7 +247,7 @@ class ScopeTracer(fx.Tracer):
         name = self._own_names.get(id(tensor))
         if name is None:
             if self._tensor_names is None:
-                self._tensor_names = tensor_names(self.module)
+                self._tensor_names = TensorNames(self.module)
             name = self._tensor_names.get(id(tensor))
         return name
 
@@ -415,30 +415,46 @@ def _shown(value: Any) -> Any:
 
 
 def _own_tensor_names(module: nn.Module) -> dict[int, str]:
-    names = {id(v): k for k, v in vars(module).items() if isinstance(v, torch.Tensor)}
-    names.update((id(t), k) for k, t in module._buffers.items() if t is not None)
-    names.update((id(t), k) for k, t in module._parameters.items() if t is not None)
-    return names
-
-
-def tensor_names(root: nn.Module) -> dict[int, str]:
-    """id -> dotted name of every parameter, buffer and plain tensor attribute under `root`.
-
-    A tensor reachable under several names (shared alphas) gets the first one in module order.
-    """
     names: dict[int, str] = {}
-    for path, module in root.named_modules(remove_duplicate=False):
-        prefix = f"{path}." if path else ""
-        for name, value in vars(module).items():
-            if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
-                names.setdefault(id(value), prefix + name)
-        for name, tensor in module._buffers.items():
-            if tensor is not None:
-                names.setdefault(id(tensor), prefix + name)
-        for name, tensor in module._parameters.items():
-            if tensor is not None:
-                names.setdefault(id(tensor), prefix + name)
+    for name, tensor in _own_tensor_items(module):
+        names.setdefault(id(tensor), name)
     return names
+
+
+class TensorNames:
+    """id -> dotted name of the tensors under `root` (parameters, buffers, plain tensor attributes; a
+    tensor reachable under several names, as shared alphas are, gets the first in module order), read lazily:
+    the module walk goes only as far as the tensors asked for (a lift asks in module order, so a
+    compile walks the model once at most, and not at all past the last choice)."""
+
+    def __init__(self, root: nn.Module):
+        self._names: dict[int, str] = {}
+        self._walk = root.named_modules(remove_duplicate=False)
+
+    def get(self, key: int, default: Any = None) -> str | None:
+        while key not in self._names and self._walk is not None:
+            try:
+                path, module = next(self._walk)
+            except StopIteration:
+                self._walk = None
+                break
+            prefix = f"{path}." if path else ""
+            for name, tensor in _own_tensor_items(module):
+                self._names.setdefault(id(tensor), prefix + name)
+        return self._names.get(key, default)
+
+
+def _own_tensor_items(module: nn.Module):
+    """(name, tensor) of a module's plain tensor attributes, buffers and parameters, in that order."""
+    for name, value in vars(module).items():
+        if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+            yield name, value
+    for name, tensor in module._buffers.items():
+        if tensor is not None:
+            yield name, tensor
+    for name, tensor in module._parameters.items():
+        if tensor is not None:
+            yield name, tensor
 
 
 class _plain_tensor_attributes_visible:

@@ -8,7 +8,7 @@ from .manager import PassContext, PassResult, available_passes, parse_pipeline, 
 
 _PASS_MODULES = ("darts_choice", "apply_arch", "finalize", "dce", "expand", "infer_shapes", "fold_constants", "simplify",
                  "eliminate_zeros", "eliminate_identities", "merge_sums", "cse", "fold_batch_norm",
-                 "fold_pool_batch_norm")
+                 "fold_pool_batch_norm", "slice_as_conv", "fuse_cat_convs", "split_cat_convs")
 
 #: Decisions and lowering to primitive ops, without optimizations (-O0).
 PIPELINE_O0 = "darts-choice,finalize,dce,expand,dce,infer-shapes"
@@ -16,7 +16,7 @@ PIPELINE_O0 = "darts-choice,finalize,dce,expand,dce,infer-shapes"
 #: -O0, then the optimizations (-O1, the default). Shapes are inferred first: the rewrites use them to
 #: prove that they keep every value's shape and dtype, and keep them up to date for the emitter.
 PIPELINE_O1 = (PIPELINE_O0 + ",fold-constants,simplify,eliminate-zeros,eliminate-identities,merge-sums,cse,"
-               "fold-batch-norm,fold-pool-batch-norm,dce")
+               "slice-as-conv,fold-batch-norm,fold-pool-batch-norm,split-cat-convs,dce")
 
 PIPELINES = {"0": PIPELINE_O0, "1": PIPELINE_O1}
 
