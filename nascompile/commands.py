@@ -200,6 +200,8 @@ def run_inspect(args: argparse.Namespace) -> int:
     print(f"pipeline: {stored.pipeline or '?'}")
     if stored.precision is not None:
         print(_precision_line(stored.precision))
+    if stored.rules:
+        print(f"rules: {stored.rules}")
     if stored.description is None:
         print("architecture: not stored (the file predates architecture descriptions)")
     else:

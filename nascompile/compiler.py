@@ -24,6 +24,7 @@ from .ir.graph import Graph
 from .passes import PIPELINE_O1, PassContext, run_pipeline
 from .progress import ProgressFn, StageEvent, stage
 from .reference import eval_mode, reference_outputs
+from .rules import resolve_rules
 from .version import __version__
 
 DEFAULT_PIPELINE = PIPELINE_O1
@@ -162,10 +163,11 @@ class CompileResult:
 
     def metadata(self) -> dict[str, str]:
         """What the emitted ONNX file records about its origin (`metadata_props`): nascompile's version, the
-        pipeline, the decisions, the architecture description and its sha256 (read by `nascompile inspect`)."""
+        pipeline, the rule set, the decisions, the architecture description and its sha256 (read by `nascompile inspect`)."""
         from .export import onnx_metadata
 
-        return onnx_metadata(self.description(), __version__, self.pipeline)
+        rules = self.choices.rules.rules.name if self.choices.rules is not None else None
+        return onnx_metadata(self.description(), __version__, self.pipeline, rules)
 
     def to_onnx(self, opset: int | None = None, dynamic_batch: bool = True, dynamic_spatial: bool = False):
         """The discrete network as an `onnx.ModelProto`, weights inherited from the supernet.
@@ -390,9 +392,10 @@ def compile(
     model: nn.Module,
     example_inputs: Any,
     pipeline: str | None = None,
-    max_final_edges: int = 2,
-    rank: str = "darts",
+    max_final_edges: int | None = None,
+    rank: str | None = None,
     *,
+    rules: str | None = None,
     verify_each: bool = False,
     print_after: set[str] | None = None,
     printer: Callable[[str, str], None] | None = None,
@@ -406,7 +409,9 @@ def compile(
     """Compile a supernet into a discrete IR graph.
 
     `pipeline` is a pass pipeline string (default: decisions, pruning, expansion, optimizations);
-    `max_final_edges` and `rank` configure `finalize`; `verify_each` checks every pass with the
+    `rules` names the decision rule set (`rules.py`; default: the one of the family the lift recognized,
+    `darts` when none); `rank` (the older `darts`/`logit`/`renorm`) picks the rule set of that name;
+    `max_final_edges` overrides the edges `finalize` keeps per node (default: the rule set's, 2 or all); `verify_each` checks every pass with the
     interpreter on `example_inputs`; `print_after` (pass names or {"all"}) sends the IR text after
     those passes to `printer(pass_name, text)`. `arch_params` maps keys to logits that replace the
     model's own (an NNI mutator's choices, `{"alphas_normal": matrix}` for DARTS; `frontend/arch_params.py`).
@@ -421,16 +426,17 @@ def compile(
     `allow_no_choices`; `result.specializations` lists the branches the lift took at compile time.
     """
     lifted = lift_model(model, example_inputs, recognizers, arch_params, progress, allow_no_choices)
-    return compile_lifted(lifted, pipeline, max_final_edges, rank, verify_each=verify_each, print_after=print_after,
-                          printer=printer, arch=arch, near_tie=near_tie, progress=progress)
+    return compile_lifted(lifted, pipeline, max_final_edges, rank, rules=rules, verify_each=verify_each,
+                          print_after=print_after, printer=printer, arch=arch, near_tie=near_tie, progress=progress)
 
 
 def compile_lifted(
     lifted: Lifted,
     pipeline: str | None = None,
-    max_final_edges: int = 2,
-    rank: str = "darts",
+    max_final_edges: int | None = None,
+    rank: str | None = None,
     *,
+    rules: str | None = None,
     verify_each: bool = False,
     print_after: set[str] | None = None,
     printer: Callable[[str, str], None] | None = None,
@@ -447,8 +453,10 @@ def compile_lifted(
 
         pipeline = arch_pipeline(pipeline)
     with cyclic_gc_paused(), eval_mode(lifted.model):
-        ctx = PassContext(max_final_edges=max_final_edges, rank=rank, example_inputs=inputs, lifter=lifted.lifter,
-                          search_space=lifted.search_space, arch=arch)
+        chosen = resolve_rules(graph, rules, rank, getattr(lifted.model, "decision_rules", None))
+        ctx = PassContext(max_final_edges=max_final_edges, rules=chosen.rules, example_inputs=inputs,
+                          lifter=lifted.lifter, search_space=lifted.search_space, arch=arch)
+        ctx.decisions.rules = chosen
         ctx.decisions.near_tie = near_tie
         run_pipeline(graph, pipeline, ctx, verify_each=verify_each, print_after=print_after, printer=printer,
                      progress=progress)

@@ -57,12 +57,19 @@ class LayerDecision:
     margin: float  # strength - probabilities[runner_up] (inf when there is no runner-up)
     tie: list[str] = field(default_factory=list)  # candidates tied for the maximum, when more than one
     paths: list[str] = field(default_factory=list)  # module paths of the instances
+    framework_tie: list[str] = field(default_factory=list)  # tied in the family's own float32 values only
+    framework_pick: str | None = None  # what the family's code would likely pick among them
     dropped_at: list[str] = field(default_factory=list)  # instances whose edge was dropped
     dropped_by: list[str] = field(default_factory=list)  # what dropped them: input-choice labels, finalize nodes
 
     @property
     def chosen_name(self) -> str:
         return self.candidates[self.chosen]
+
+    @property
+    def zero_chosen(self) -> bool:
+        """The zero op itself was chosen (rule sets whose zero op is a real candidate, as NAS-Bench-201's)."""
+        return self.zero is not None and self.chosen == self.zero
 
     @property
     def dropped(self) -> bool:
@@ -91,10 +98,12 @@ class InputDecision:
     choose_from: list[str | None]
     n_chosen: int | None
     reduction: str
-    weights: list[float]  # strength of each choose_from label's layer choice (0 if none)
+    weights: list[float]  # strength of each choose_from label's layer choice (0 if none), in the rank's units
     kept: list[int]
     tie: list[int] = field(default_factory=list)  # positions tied across the keep/drop boundary
     paths: list[str] = field(default_factory=list)
+    framework_tie: list[int] = field(default_factory=list)  # tied at the cut in the family's float32 values only
+    framework_kept: list[int] | None = None  # what the family's code would likely keep then
 
     def kept_items(self) -> list[str | int]:
         """Kept inputs as labels when choose_from names them all uniquely, else as positions."""
@@ -111,8 +120,9 @@ class InputDecision:
 @dataclass
 class EdgeRank:
     label: str | None  # layer-choice label, None for a required (fixed) edge
-    rank: float | None
+    rank: float | None  # shown: a probability, a logit or a sigmoid (the rank's units)
     kept: bool
+    key: float | None = None  # what was compared: float64, log space for the probability ranks
 
 
 @dataclass
@@ -122,9 +132,11 @@ class FinalizeDecision:
     node: str
     path: str
     rank: str  # the rank convention used
-    max_final_edges: int
+    max_final_edges: int | None  # None: every edge kept
     edges: list[EdgeRank]
     tie: list[int] = field(default_factory=list)  # edge positions tied across the keep/drop boundary
+    framework_tie: list[int] = field(default_factory=list)  # tied at the cut in the family's float32 values only
+    framework_kept: list[int] | None = None  # edge positions the family's code would likely keep then
 
     @property
     def cut_margin(self) -> float | None:
@@ -140,6 +152,7 @@ class Decisions:
     finalize: dict[str, FinalizeDecision] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     near_tie: float = NEAR_TIE  # the threshold `near_ties()` and `report()` use unless given another
+    rules: Any = None  # rules.Chosen: the rule set that decided, and why it was chosen
 
     def to_nni(self) -> dict[str, Any]:
         """NNI's exported-architecture format."""
@@ -154,8 +167,8 @@ class Decisions:
         """Module path -> decision of that module instance (name or [] / kept positions)."""
         out: dict[str, Any] = {}
         for d in self.layer.values():
-            for path in d.paths:
-                out[path] = [] if path in d.dropped_at else d.chosen_name
+            for path in d.paths:  # a chosen zero op computes what a dropped edge computes: zeros
+                out[path] = [] if path in d.dropped_at or d.zero_chosen else d.chosen_name
         for d in self.input.values():
             for path in d.paths:
                 out[path] = list(d.kept)
@@ -178,6 +191,39 @@ class Decisions:
                 tied = [d.edges[i].label for i in d.tie]
                 lines.append(f"finalize at {d.path or d.node!r}: edges {tied} tie at the cut; kept the lowest "
                              "positions")
+        return lines + self.framework_ties()
+
+    def rules_info(self) -> dict[str, Any] | None:
+        """The rule set that decided, as plain data (None for decisions made outside `compile`)."""
+        if self.rules is None:
+            return None
+        r = self.rules.rules
+        return {"name": r.name, "framework": r.framework, "op": r.op, "rank": r.rank, "keep": r.keep,
+                "chosen_by": self.rules.source, "description": r.doc}
+
+    def framework_ties(self) -> list[str]:
+        """One line per decision the family's own float32 code would leave to its tie order, though the
+        exact (float64, log-space) ranks decide it; with what that code would likely pick."""
+        if self.rules is None:
+            return []
+        rules = self.rules.rules
+        who = f"{rules.framework} compares {rules.framework_values}"
+        order = "highest" if rules.framework_tie == "highest" else "lowest"
+        lines = []
+        for d in self.layer.values():
+            if d.framework_tie:
+                lines.append(f"layer choice {d.label!r}: {who}, where candidates {d.framework_tie} tie; it would likely "
+                             f"pick {d.framework_pick!r} ({order} index); the exact argmax of the logits is "
+                             f"{d.chosen_name!r}")
+        for d in self.input.values():
+            if d.framework_tie:
+                lines.append(f"input choice {d.label!r}: {who}, where inputs {d.framework_tie} tie at the cut; it "
+                             f"would likely keep {d.framework_kept}; the exact ranks keep {list(d.kept)}")
+        for d in self.finalize.values():
+            if d.framework_tie:
+                kept = [i for i, e in enumerate(d.edges) if e.kept]
+                lines.append(f"finalize at {d.path or d.node!r}: {who}, where edges {d.framework_tie} tie at the cut; "
+                             f"it would likely keep edges {d.framework_kept}; the exact ranks keep {kept}")
         return lines
 
     def near_ties(self, threshold: float | None = None) -> list[str]:
@@ -223,7 +269,9 @@ class Decisions:
                               for d in self.input.values()],
             "finalize": [asdict(d) | {"cut_margin": d.cut_margin, "near_tie": is_near_tie(d.cut_margin, near_tie)}
                          for d in self.finalize.values()],
+            "rules": self.rules_info(),
             "ties": self.ties(),
+            "framework_ties": self.framework_ties(),
             "near_tie_threshold": near_tie,
             "near_ties": self.near_ties(near_tie),
             "warnings": list(self.warnings),

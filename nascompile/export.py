@@ -35,6 +35,7 @@ KEY_PIPELINE = "nascompile.pipeline"
 KEY_DECISIONS = "nascompile.decisions"
 KEY_ARCHITECTURE = "nascompile.architecture"
 KEY_SHA256 = "nascompile.architecture.sha256"
+KEY_RULES = "nascompile.rules"
 
 
 def nni_json(decisions: dict[str, Any]) -> str:
@@ -98,10 +99,11 @@ def describe_architecture(architecture: Architecture | None, decisions: dict[str
     return description
 
 
-def onnx_metadata(description: dict[str, Any], version: str, pipeline: str) -> dict[str, str]:
-    """The `metadata_props` an emitted model carries."""
+def onnx_metadata(description: dict[str, Any], version: str, pipeline: str, rules: str | None = None) -> dict[str, str]:
+    """The `metadata_props` an emitted model carries (`rules`: the rule set that decided, outside the hash)."""
     return {
         KEY_VERSION: version,
+        **({KEY_RULES: rules} if rules else {}),
         KEY_DECISIONS: json.dumps(description["decisions"], sort_keys=True),
         KEY_PIPELINE: pipeline,
         KEY_ARCHITECTURE: canonical_json(description),
@@ -117,6 +119,7 @@ class StoredArchitecture:
     version: str | None
     pipeline: str | None
     decisions: dict[str, Any]
+    rules: str | None
     description: dict[str, Any] | None  # None in files written before descriptions were stored
     sha256: str | None
     hash_ok: bool | None  # the stored hash matches the stored description (None: nothing to check)
@@ -124,7 +127,7 @@ class StoredArchitecture:
 
     def to_dict(self) -> dict[str, Any]:
         out = {"path": self.path, "nascompile_version": self.version, "pipeline": self.pipeline,
-               "sha256": self.sha256, "hash_ok": self.hash_ok, "decisions": self.decisions,
+               "rules": self.rules, "sha256": self.sha256, "hash_ok": self.hash_ok, "decisions": self.decisions,
                "architecture": self.description}
         if self.precision is not None:
             out["precision"] = self.precision
@@ -185,5 +188,5 @@ def read_onnx_metadata(path: str | os.PathLike) -> StoredArchitecture:
             raise ModelFileError(f"{str(path)!r}: nascompile.accuracy is not valid JSON ({exc})") from None
         precision = {"precision": props["nascompile.precision"], "accuracy": accuracy,
                      "calibration": props.get("nascompile.calibration")}
-    return StoredArchitecture(str(path), props.get(KEY_VERSION), props.get(KEY_PIPELINE), decisions, description,
-                              sha256, hash_ok, precision)
+    return StoredArchitecture(str(path), props.get(KEY_VERSION), props.get(KEY_PIPELINE), decisions,
+                              props.get(KEY_RULES), description, sha256, hash_ok, precision)

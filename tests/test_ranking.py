@@ -99,30 +99,30 @@ EXPECTED_RANKS = {
 @pytest.mark.parametrize("convention", ["darts", "logit", "renorm"])
 def test_edge_rank_conventions_on_hand_computed_logits(convention):
     for edge, exps in THREE_EDGES.items():
-        rank = edge_rank(logits(*exps), chosen=0, zero=2, convention=convention)
+        rank = edge_rank(logits(*exps), chosen=0, zero=2, rank=convention).value
         assert rank == pytest.approx(EXPECTED_RANKS[convention][edge], rel=1e-6), edge
 
 
 @pytest.mark.parametrize("convention, kept", [("darts", "A"), ("logit", "B"), ("renorm", "C")])
 def test_the_three_conventions_keep_three_different_edges(convention, kept):
-    ranks = [edge_rank(logits(*exps), 0, 2, convention) for exps in THREE_EDGES.values()]
+    ranks = [edge_rank(logits(*exps), 0, 2, convention).key for exps in THREE_EDGES.values()]
     positions, tie = top_k(ranks, 1)
     assert [list(THREE_EDGES)[p] for p in positions] == [kept] and tie == []
 
 
 def test_darts_rank_is_the_chosen_strength():
     values = logits(1, 3, 2, 4)
-    assert edge_rank(values, 1, 3, "darts") == pytest.approx(choose(values, 3, "e").strength)
+    assert edge_rank(values, 1, 3, "darts").value == pytest.approx(choose(values, 3, "e").strength)
 
 
 def test_renorm_rank_leaves_out_the_zero_slot_wherever_it_is():
     # zero first: exps [4, 1, 3] -> renorm of slot 2 = 3/4; zero None -> all slots: 3/8
-    assert edge_rank(logits(4, 1, 3), 2, 0, "renorm") == pytest.approx(0.75)
-    assert edge_rank(logits(4, 1, 3), 2, None, "renorm") == pytest.approx(3 / 8)
+    assert edge_rank(logits(4, 1, 3), 2, 0, "renorm").value == pytest.approx(0.75)
+    assert edge_rank(logits(4, 1, 3), 2, None, "renorm").value == pytest.approx(3 / 8)
 
 
 def test_edge_rank_refuses_an_unknown_convention():
-    with pytest.raises(ChoiceError, match="unknown rank convention 'best'; use one of darts, logit, renorm"):
+    with pytest.raises(ChoiceError, match="unknown rank convention 'best'; use one of darts, logit, renorm, softmax"):
         edge_rank(logits(1, 1), 0, 1, "best")
 
 

@@ -1,11 +1,14 @@
-"""`darts-choice`: NNI `DartsMutator.sample_final` on the IR.
+"""`darts-choice`: the op of every layer choice and the inputs of every input choice, by the rule set.
 
-1. Every layer choice gets the op with the highest softmax probability among its non-zero slots
-   (`ranking.choose`); all instances of one label share logits, so they share the decision.
+NNI `DartsMutator.sample_final` generalized to the rule sets of `rules.py` (`ctx.rules`):
+1. Every layer choice gets the exact argmax of its logits over the slots the rule set allows (all but
+   the zero op, or all for NAS-Bench-201's rules; `ranking.choose`); all instances of one label share
+   logits, so they share the decision.
 2. Every input choice with `n_chosen = k` weighs each `choose_from` label by that layer choice's
-   strength p[chosen] (a label that is not a layer choice weighs 0, with a warning naming it), keeps the
-   top k (ties: lowest position), and becomes its reduction (`sum`, `mean`, `cat`, or `pack` for
-   `none`) over the kept inputs. `n_chosen = None` keeps every input.
+   edge rank under the rule set (p[chosen] for DARTS and NNI 2; a label that is not a layer choice
+   weighs 0 (-inf in log space), with a warning naming it), keeps the top k (ties: lowest position), and
+   becomes its reduction (`sum`, `mean`, `cat`, or `pack` for `none`) over the kept inputs.
+   `n_chosen = None` keeps every input.
 3. A layer-choice label named at a dropped position of `choose_from` is dropped everywhere, as NNI zeroes
    it (`result[key] = zeros`): its decision is `[]` and every instance is removed with what only it fed.
 """
@@ -13,6 +16,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 
 import networkx as nx
 import torch
@@ -23,7 +27,7 @@ from ..errors import ChoiceError
 from ..ir.graph import Graph
 from ..ir.interpreter import Overlay
 from .manager import PassContext, PassResult, register_pass
-from .ranking import choose, top_k
+from .ranking import Rank, choose, edge_rank, framework_top_k, top_k
 
 REDUCTION_OPS = {"sum": "sum", "mean": "mean", "concat": "cat", "none": "pack"}
 
@@ -57,19 +61,34 @@ def _check_shared_label(graph: Graph, label: str, nodes: list[str]) -> None:
 
 def decide_layer_choices(graph: Graph, ctx: PassContext, overlay: Overlay) -> dict[str, LayerDecision]:
     decided: dict[str, LayerDecision] = {}
+    rules = ctx.rules
     for label, nodes in _group_by_label(graph, "layer_choice").items():
         _check_shared_label(graph, label, nodes)
         attrs = graph.attrs(nodes[0])
-        choice = choose(graph.params(nodes[0])["logits"], attrs.get("zero"), label, _source(graph, nodes[0]))
+        choice = choose(graph.params(nodes[0])["logits"], attrs.get("zero"), label, _source(graph, nodes[0]),
+                        rules.op, rules.framework_values, rules.framework_tie)
+        names = attrs["candidates"]
         decided[label] = ctx.decisions.layer[label] = LayerDecision(
-            label=label, candidates=list(attrs["candidates"]), zero=attrs.get("zero"),
+            label=label, candidates=list(names), zero=attrs.get("zero"),
             probabilities=choice.probabilities, chosen=choice.chosen, strength=choice.strength,
-            runner_up=choice.runner_up, margin=choice.margin, tie=[attrs["candidates"][i] for i in choice.tie],
-            paths=[_source(graph, n) for n in nodes])
+            runner_up=choice.runner_up, margin=choice.margin, tie=[names[i] for i in choice.tie],
+            paths=[_source(graph, n) for n in nodes], framework_tie=[names[i] for i in choice.framework_tie],
+            framework_pick=None if choice.framework_pick is None else names[choice.framework_pick])
         for node in nodes:
             graph.attrs(node)["chosen"] = choice.chosen
             overlay.chosen[node] = choice.chosen
     return decided
+
+
+def layer_rank(graph: Graph, node: str, rank: str) -> Rank:
+    """The edge rank of the decided layer choice `node` (PC-DARTS's betas read from its edge_logits)."""
+    attrs, params = graph.attrs(node), graph.params(node)
+    if rank == "pc-darts" and ("edge_logits" not in params or attrs.get("edge_index") is None):
+        raise ChoiceError(f"layer choice {attrs['label']!r} ({_source(graph, node)}) has no edge-normalization logits "
+                          "(edge_logits, edge_index), which the pc-darts rank multiplies in; the lift found none for "
+                          "this supernet, so choose another rule set with --rules")
+    return edge_rank(params["logits"], attrs["chosen"], attrs.get("zero"), rank, params.get("edge_logits"),
+                     attrs.get("edge_index"))
 
 
 def _check_label_exists(graph: Graph, node: str, key: str | None, known: set[str]) -> None:
@@ -83,23 +102,31 @@ def _check_label_exists(graph: Graph, node: str, key: str | None, known: set[str
         f"choice in the model; {hint} (a label that is not a layer choice, or None, weighs 0 as in NNI)")
 
 
-def decide_input_choice(graph: Graph, node: str, ctx: PassContext, strengths: dict[str, float],
+NO_RANK = Rank(-math.inf, 0.0, 0.0)  # a choose_from entry that is no layer choice weighs 0
+
+
+def decide_input_choice(graph: Graph, node: str, ctx: PassContext, strengths: dict[str, Rank],
                         known: set[str]) -> list[int]:
     attrs = graph.attrs(node)
     label, choose_from = attrs["label"], attrs["choose_from"]
-    weights = []
+    ranks = []
     for key in choose_from:
         if key not in strengths and attrs.get("n_chosen") is not None:
             _check_label_exists(graph, node, key, known)
             ctx.warn(f"input choice {label!r}: choose_from label {key!r} is not a layer choice; it weighs 0 "
                      "when selecting inputs (NNI's rule)")
-        weights.append(strengths.get(key, 0.0))
-    kept, tie = top_k(weights, attrs.get("n_chosen"))
+        ranks.append(strengths.get(key, NO_RANK))
+    kept, tie = top_k([r.key for r in ranks], attrs.get("n_chosen"))
+    framework_kept, framework_tie = framework_top_k([r.float32 for r in ranks], attrs.get("n_chosen"),
+                                                    ctx.rules.framework_tie)
+    if tie or not framework_tie:
+        framework_kept, framework_tie = None, []
     record = ctx.decisions.input.get(label)
     if record is None:
         ctx.decisions.input[label] = InputDecision(
             label=label, choose_from=list(choose_from), n_chosen=attrs.get("n_chosen"),
-            reduction=attrs["reduction"], weights=weights, kept=kept, tie=tie, paths=[_source(graph, node)])
+            reduction=attrs["reduction"], weights=[r.value for r in ranks], kept=kept, tie=tie,
+            paths=[_source(graph, node)], framework_tie=framework_tie, framework_kept=framework_kept)
         return kept
     mine = {"choose_from": list(choose_from), "n_chosen": attrs.get("n_chosen"), "reduction": attrs["reduction"]}
     differ = [f"{key} ({getattr(record, key)!r} vs {value!r})" for key, value in mine.items()
@@ -158,7 +185,8 @@ def darts_choice(graph: Graph, ctx: PassContext) -> PassResult:
         ctx.search_space = describe(graph)  # cells with every candidate edge, before anything is pruned
     overlay = Overlay()
     decided = decide_layer_choices(graph, ctx, overlay)
-    strengths = {label: d.strength for label, d in decided.items()}
+    first = {label: nodes[0] for label, nodes in _group_by_label(graph, "layer_choice").items()}
+    strengths = {label: layer_rank(graph, first[label], ctx.rules.rank) for label in decided}
     dropped: dict[str, list[str]] = {}  # layer-choice label -> input choices that dropped it
     input_nodes = graph.nodes_of("input_choice")
     known = set(decided) | {graph.attrs(n)["label"] for n in input_nodes}

@@ -2,6 +2,9 @@
 
 The lift keeps candidates as module references; only the survivors are traced, here. Before expanding,
 the pass records the derived cell structure (`arch.describe`), which is no longer visible afterwards.
+A chosen zero op (rule sets where `none` is a real candidate, as NAS-Bench-201's) becomes a `zero` op
+shaped like the first real candidate's output, as the validation reference computes it; the
+optimization passes then remove it from the sums it feeds and the candidate with it.
 """
 
 from __future__ import annotations
@@ -34,10 +37,14 @@ def expand(graph: Graph, ctx: PassContext) -> PassResult:
     for node in nodes:
         attrs = graph.attrs(node)
         path = attrs["modules"][attrs["chosen"]]
+        if attrs["chosen"] == attrs.get("zero"):
+            path = next(m for i, m in enumerate(attrs["modules"]) if m is not None and i != attrs["zero"])
         candidate = graph.submodule(path)
         if ctx.lifter.claims(candidate):
             _refuse_nested(attrs, getattr(candidate, "label", None) or path)
         output = lift_candidate(graph, ctx.lifter, path, graph.inputs(node))
+        if attrs["chosen"] == attrs.get("zero"):
+            output = graph.add_op("zero", [output], name="zero", meta=dict(graph.meta(node)))
         expanded[path] = attrs
         graph.replace_uses(node, output)
         graph.remove_node(node)

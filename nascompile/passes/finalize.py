@@ -1,10 +1,13 @@
-"""`finalize`: Archai `Finalizers.finalize_node` on the IR.
+"""`finalize`: Archai `Finalizers.finalize_node` on the IR, ranked by the rule set.
 
 For every `sum` that aggregates edges (a DARTS cell node sums one edge per earlier state), an input
 produced by a decided layer choice is a *ranked* edge and any other input is *required* (a fixed op,
 Archai's rank None). Required edges are always kept; the ranked ones are sorted by rank, descending and
 stably, and the first `max_final_edges` are kept, none being dropped when there are no more than that.
-The rank convention (`darts`, `logit`, `renorm`) is defined in `ranking.py`.
+The rank is the rule set's (`ctx.rules.rank`, `rules.py`) unless `rank=` names one (`ranking.py`:
+`darts`/`softmax`, `logit`, `renorm`, `sigmoid`, `pc-darts`); ranks are compared exactly (float64, log
+space). `max_final_edges` defaults to 2 for the rule sets that keep the best edges, and to every edge
+for those that keep all (NAS-Bench-201's).
 
 Sums made by `darts-choice` from input choices are skipped: their input choice already decided them.
 """
@@ -16,10 +19,11 @@ from ..errors import ChoiceError, PipelineError
 from ..ir.graph import Graph
 from ..ir.interpreter import Overlay
 from .manager import PassContext, PassResult, register_pass
-from .ranking import RANK_CONVENTIONS, check_logits, edge_rank, top_k
+from .darts_choice import layer_rank
+from .ranking import RANK_ALIASES, RANK_CONVENTIONS, Rank, check_logits, framework_top_k, top_k
 
 
-def _ranked_edge(graph: Graph, producer: str, rank: str) -> tuple[str, float] | None:
+def _ranked_edge(graph: Graph, producer: str, rank: str) -> tuple[str, Rank] | None:
     """(label, rank) when `producer` is a layer choice (or an `edge` term ranked by one), None for a
     required edge."""
     if graph.op(producer) == "edge":
@@ -31,16 +35,19 @@ def _ranked_edge(graph: Graph, producer: str, rank: str) -> tuple[str, float] | 
         raise PipelineError(f"finalize found the undecided layer choice {attrs['label']!r}; run darts-choice first")
     logits = graph.params(producer)["logits"]
     check_logits(logits, attrs["label"], graph.meta(producer).get("source") or f"%{producer}")
-    return attrs["label"], edge_rank(logits, attrs["chosen"], attrs.get("zero"), rank)
+    return attrs["label"], layer_rank(graph, producer, rank)
 
 
 @register_pass("finalize")
 def finalize(graph: Graph, ctx: PassContext, max_final_edges: int | None = None, rank: str | None = None) -> PassResult:
     k = ctx.max_final_edges if max_final_edges is None else max_final_edges
-    rank = rank or ctx.rank
+    if k is None:
+        k = 2 if ctx.rules.keep == "top-k" else None
+    rank = rank or ctx.rank or ctx.rules.rank
     if rank not in RANK_CONVENTIONS:
         raise ChoiceError(f"unknown rank convention {rank!r}; use one of {', '.join(RANK_CONVENTIONS)}")
-    if not isinstance(k, int) or k < 1:
+    rank = RANK_ALIASES.get(rank, rank)
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
         raise ChoiceError(f"max_final_edges must be a positive int, got {k!r}")
     overlay = Overlay()
     for node in graph.nodes_of("sum"):
@@ -51,13 +58,19 @@ def finalize(graph: Graph, ctx: PassContext, max_final_edges: int | None = None,
         ranked_ports = [port for port, edge in enumerate(edges) if edge is not None]
         if not ranked_ports:
             continue
-        kept_ranked, tie = top_k([edges[p][1] for p in ranked_ports], k)
+        ranks = [edges[p][1] for p in ranked_ports]
+        kept_ranked, tie = top_k([r.key for r in ranks], k)
         kept_ports = sorted({p for p, e in enumerate(edges) if e is None} | {ranked_ports[i] for i in kept_ranked})
+        framework_kept, framework_tie = framework_top_k([r.float32 for r in ranks], k, ctx.rules.framework_tie)
+        if tie or not framework_tie:
+            framework_kept, framework_tie = None, []
         source = graph.meta(node).get("source", "")
         ctx.decisions.finalize[node] = FinalizeDecision(
             node=node, path=source, rank=rank, max_final_edges=k,
-            edges=[EdgeRank(e[0] if e else None, e[1] if e else None, port in kept_ports) for port, e in enumerate(edges)],
-            tie=[ranked_ports[i] for i in tie])
+            edges=[EdgeRank(e[0], e[1].value, port in kept_ports, e[1].key) if e else EdgeRank(None, None, True)
+                   for port, e in enumerate(edges)],
+            tie=[ranked_ports[i] for i in tie], framework_tie=[ranked_ports[i] for i in framework_tie],
+            framework_kept=None if framework_kept is None else [ranked_ports[i] for i in framework_kept])
         if len(kept_ports) == len(args):
             continue
         overlay.kept[node] = kept_ports

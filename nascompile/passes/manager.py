@@ -28,6 +28,7 @@ from ..ir.interpreter import Overlay, run_graph
 from ..ir.text import print_graph
 from ..ir.verify import verify_graph
 from ..progress import ProgressFn, StageEvent
+from ..rules import RULE_SETS, RuleSet
 
 
 @dataclass
@@ -42,8 +43,9 @@ class PassResult:
 class PassContext:
     """Options and shared state for one pipeline run."""
 
-    max_final_edges: int = 2
-    rank: str = "darts"
+    max_final_edges: int | None = None  # None: the rule set's (2 for top-k rules, every edge for keep-all ones)
+    rank: str | None = None  # None: the rule set's rank
+    rules: RuleSet = RULE_SETS["darts"]
     decisions: Decisions = field(default_factory=Decisions)
     example_inputs: tuple | None = None
     lifter: Any = None  # frontend.recognizers.ChoiceLifter, used by `expand`
