@@ -1,4 +1,4 @@
-"""Archai supergraph models (examples/archai_darts.py): Finalizers decisions with rank=logit, validation."""
+"""Archai supergraph models (examples/archai_darts.py): Finalizers decisions with no flags (the archai rule set), validation."""
 
 from __future__ import annotations
 
@@ -60,19 +60,20 @@ def set_alphas(model, seed: int, scale: float) -> None:
 
 
 @settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([1e-3, 0.1, 1.0, 10.0]), k=st.sampled_from([1, 2, 3]))
-def test_rank_logit_decisions_equal_archai_finalizers(small_network, seed, scale, k):
+@given(seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([1e-3, 0.1, 1.0, 10.0, 1000.0]), k=st.sampled_from([1, 2, 3]))
+def test_default_decisions_equal_archai_finalizers(small_network, seed, scale, k):
     set_alphas(small_network, seed, scale)
     alphas = [p.detach()[:-1] for n, p in small_network.named_parameters() if n.endswith(archai.ARCH_PARAM_SUFFIX)]
     tops = [float(a.max()) for a in alphas]
     assume(len(set(tops)) == len(tops) and all(len(set(a.tolist())) == len(a) for a in alphas))  # no ties
-    result = nascompile.compile(small_network, X, pipeline="darts-choice,finalize", rank="logit", max_final_edges=k)
+    result = nascompile.compile(small_network, X, pipeline="darts-choice,finalize", max_final_edges=k)
+    assert result.choices.rules.rules.name == "archai" and result.choices.rules.source == "family 'archai'"
     assert kept_edges(small_network, result) == archai_finalizers(small_network, k)
 
 
 def test_labels_are_the_shared_alphas_parameters(small_network):
     set_alphas(small_network, 0, 1.0)
-    result = nascompile.compile(small_network, X, pipeline="darts-choice,finalize", rank="logit")
+    result = nascompile.compile(small_network, X, pipeline="darts-choice,finalize")
     # cells 1 and 2 are reduction cells; cell 2 shares cell 1's alphas
     record = result.choices.layer["cells.1.dag.3.4._wrapped.alphas_arch_param"]
     assert record.paths == ["cells.1.dag.3.4._wrapped", "cells.2.dag.3.4._wrapped"]
@@ -93,7 +94,7 @@ def test_darts_and_logit_ranks_differ_on_real_alphas(small_network):
 
 def test_onnx_equals_the_supernets_own_forward(tmp_path):
     model = archai.build(n_cells=5, init_ch=8)
-    result = nascompile.compile(model, X, rank="logit", verify_each=True)
+    result = nascompile.compile(model, X, verify_each=True)
     x = torch.randn(2, 3, 16, 16)
     assert len(result.reference(x)) == 1  # (logits, None): the aux tower runs in training only
     report = result.save(tmp_path / "archai.onnx", validate="cpu", batch_sizes=(1, 2))
@@ -101,7 +102,7 @@ def test_onnx_equals_the_supernets_own_forward(tmp_path):
 
 
 def test_cli_compiles_the_example_to_validated_onnx(tmp_path):
-    proc = run_cli("compile", "examples/archai_darts.py", "-o", str(tmp_path / "archai.onnx"), "--rank", "logit",
-                   "--validate")
+    proc = run_cli("compile", "examples/archai_darts.py", "-o", str(tmp_path / "archai.onnx"), "--validate")
     assert proc.returncode == 0, proc.stderr
     assert "validation on cpu" in proc.stdout
+    assert "rules: archai (Archai Finalizers" in proc.stdout and "chosen by family 'archai'" in proc.stdout

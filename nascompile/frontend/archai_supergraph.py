@@ -38,6 +38,7 @@ class ArchaiMixedOps(MixedOpRecognizer):
     """Archai `MixedOp`s: `_ops` + `_alphas` (one tensor) + `PRIMITIVES`."""
 
     name = "archai-supergraph"
+    family = "archai"
     zero_name = "none"
 
     def claims(self, module: nn.Module) -> bool:

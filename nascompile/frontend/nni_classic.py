@@ -55,6 +55,7 @@ class NniClassicMutables(MixedOpRecognizer):
     """NNI classic `LayerChoice` -> `layer_choice`, `InputChoice` -> `input_choice`."""
 
     name = "nni-classic"
+    family = "nni2"
     zero_name = None  # the zero op is DartsMutator's implicit last slot
 
     def claims(self, module: nn.Module) -> bool:

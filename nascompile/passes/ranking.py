@@ -77,8 +77,14 @@ def softmax(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(as64(logits), dim=-1)
 
 
-def log_softmax(logits: torch.Tensor) -> list[float]:
-    return torch.log_softmax(as64(logits), dim=-1).tolist()
+def log_prob(values: list[float], i: int) -> float:
+    """log softmax(values)[i] in float64, precise at both ends: log p = (x_i - m) - log1p(sum of the others'
+    exp(x_j - m)), m the maximum. A saturated p (0.0 or 1.0 in float32, even in float64) keeps its order:
+    near 0 as x_i - m, near 1 as -log1p(S) ~ -S, down to S ~ 1e-308."""
+    top = max(range(len(values)), key=values.__getitem__)
+    m = values[top]
+    rest = math.fsum(math.exp(v - m) for j, v in enumerate(values) if j != top)
+    return (values[i] - m) - math.log1p(rest)
 
 
 def allowed_slots(n: int, zero: int | None, op_rule: str) -> list[int]:
@@ -132,12 +138,13 @@ def edge_rank(logits: torch.Tensor, chosen: int, zero: int | None, rank: str,
     """The strength of the edge whose op is `chosen`, under `rank` (see the module docstring)."""
     rank = RANK_ALIASES.get(rank, rank)
     x = as64(logits)
+    values = x.tolist()
     if rank == "softmax":
-        key = log_softmax(x)[chosen]
+        key = log_prob(values, chosen)
         return Rank(key, math.exp(key), torch.softmax(as32(logits), -1)[chosen].item())
     if rank == "renorm":
         keep = [i for i in range(x.numel()) if i != zero]
-        key = log_softmax(x[keep])[keep.index(chosen)]
+        key = log_prob([values[i] for i in keep], keep.index(chosen))
         return Rank(key, math.exp(key), torch.softmax(as32(logits)[keep], -1)[keep.index(chosen)].item())
     if rank == "logit":
         return Rank(x[chosen].item(), x[chosen].item(), as32(logits)[chosen].item())
@@ -149,7 +156,7 @@ def edge_rank(logits: torch.Tensor, chosen: int, zero: int | None, rank: str,
         beta = as64(edge_logits)
         if not 0 <= edge_index < beta.numel():
             raise ChoiceError(f"edge_index {edge_index} is out of range for {beta.numel()} edge logits")
-        key = log_softmax(x)[chosen] + log_softmax(beta)[edge_index]
+        key = log_prob(values, chosen) + log_prob(beta.tolist(), edge_index)
         alpha32 = torch.softmax(as32(logits), -1)[chosen]
         beta32 = torch.softmax(as32(edge_logits), -1)[edge_index]
         return Rank(key, math.exp(key), (alpha32 * beta32).item())
