@@ -11,6 +11,7 @@ architecture description are all rendered from this one structure.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from .ir.graph import Graph
@@ -39,6 +40,7 @@ class Cell:
     input_sources: list[str]  # their module paths, for display
     nodes: list[CellNode]
     concat: list[int]  # states gathered into the cell's output (empty when no cat gathers them)
+    reduces: bool | None = None  # its nodes are spatially smaller than its inputs (None: shapes unknown)
 
     def signature(self) -> tuple:
         """Equal for cells that derive the same structure (shared alphas make whole cell types equal)."""
@@ -148,3 +150,20 @@ def describe(graph: Graph, space: Architecture | None = None) -> Architecture:
         arch.cells.append(Cell(name=_common_prefix(paths) or nodes[0], inputs=inputs, input_sources=input_sources,
                                nodes=cell_nodes, concat=concat))
     return arch
+
+
+def _spatial_size(graph: Graph, node: str) -> int | None:
+    shape = graph.meta(node).get("shape") if node in graph else None
+    return math.prod(shape[2:]) if shape and len(shape) >= 3 else None
+
+
+def mark_reductions(graph: Graph, architecture: Architecture) -> None:
+    """Record on each cell whether it reduces the spatial size (a DARTS reduction cell), from the shapes
+    `infer-shapes` put in the meta of its inputs and nodes; cells already marked are left alone."""
+    for cell in architecture.cells:
+        if cell.reduces is not None:
+            continue
+        inputs = [size for size in (_spatial_size(graph, n) for n in cell.inputs) if size is not None]
+        nodes = [size for size in (_spatial_size(graph, n.ir_node) for n in cell.nodes) if size is not None]
+        if inputs and nodes:
+            cell.reduces = max(nodes) < max(inputs)

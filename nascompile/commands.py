@@ -2,7 +2,7 @@
 
     nascompile report SPEC [--json] [--near-tie 0.01]
     nascompile plot SPEC -o cells.svg [--ir [PASS]]
-    nascompile export SPEC --format nni|genotype|json [-o FILE]   |   --format pytorch -o DIR [--fresh-weights]
+    nascompile export SPEC --format nni|genotype|nb201|json [-o FILE]   |   --format pytorch -o DIR [--fresh-weights]
     nascompile inspect model.onnx [--json]
 
 `report`, `plot` and `export` take the model options of `compile` (`options.add_model_arguments`) and
@@ -19,7 +19,7 @@ from .errors import ModelFileError, PipelineError, RenderError, UsageError
 from .files import STDOUT
 from .options import add_model_arguments, compile_from_args, pipeline_of, progress_for, spec_output_to_stderr
 
-EXPORT_FORMATS = ("nni", "genotype", "json", "pytorch")
+EXPORT_FORMATS = ("nni", "genotype", "nb201", "json", "pytorch")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -45,9 +45,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        description="Compile SPEC and write its architecture in a standard format.")
     add_model_arguments(p)
     p.add_argument("--format", choices=EXPORT_FORMATS, default="json",
-                   help="nni: NNI's exported-architecture JSON; genotype: DARTS's Genotype text; json: the versioned "
-                        "architecture description with its sha256 (default); pytorch: a standalone module (model.py) and its "
-                        "weights (model.safetensors) in the -o directory")
+                   help="nni: NNI's exported-architecture JSON; genotype: DARTS's Genotype text; nb201: "
+                        "NAS-Bench-201's arch string; json: the versioned architecture description with its sha256 "
+                        "(default); pytorch: a standalone module (model.py) and its weights (model.safetensors) in "
+                        "the -o directory")
     p.add_argument("--name", help="with --format genotype: write `NAME = Genotype(...)`, as in DARTS's genotypes.py")
     p.add_argument("-o", "--output", help="file to write (default and '-': stdout); with --format pytorch, the directory")
     p.add_argument("--fresh-weights", action="store_true", help="with --format pytorch: store the layers' default "
@@ -126,7 +127,7 @@ def run_plot(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from .export import genotype_text, nni_json
+    from .export import arch_string_text, genotype_text, nni_json
 
     if args.name and args.format != "genotype":
         raise UsageError(f"--name applies to --format genotype only, not --format {args.format}")
@@ -141,6 +142,8 @@ def run_export(args: argparse.Namespace) -> int:
         text = nni_json(result.decisions)
     elif args.format == "genotype":
         text = genotype_text(result.genotype, args.name) + "\n"
+    elif args.format == "nb201":
+        text = arch_string_text(result.arch_string) + "\n"
     else:
         text = result.to_json() + "\n"
     _emit(text, args.output)

@@ -111,6 +111,13 @@ class CompileResult:
 
         return darts_genotype(self.choices, self.architecture)
 
+    @property
+    def arch_string(self) -> str | None:
+        """NAS-Bench-201's arch string (`|op~0|+|op~0|op~1|+|...|`) of NB201-shaped cells, else None."""
+        from .genotype import nb201_arch_string
+
+        return nb201_arch_string(self.architecture)
+
     def reference(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
         """The supernet's own forward with the decisions fixed (flattened outputs)."""
         return reference_outputs(self.model, self.lifter, self.choices.by_path(), inputs or self.example_inputs)

@@ -104,6 +104,7 @@ class InputDecision:
     paths: list[str] = field(default_factory=list)
     framework_tie: list[int] = field(default_factory=list)  # tied at the cut in the family's float32 values only
     framework_kept: list[int] | None = None  # what the family's code would likely keep then
+    keys: list[float] = field(default_factory=list)  # what was compared (float64, log space; -inf for weight 0)
 
     def kept_items(self) -> list[str | int]:
         """Kept inputs as labels when choose_from names them all uniquely, else as positions."""
@@ -264,6 +265,7 @@ class Decisions:
         return {
             "layer_choices": layer,
             "input_choices": [asdict(d) | {"kept": d.kept_items(), "kept_positions": list(d.kept),
+                                           "keys": [k if math.isfinite(k) else None for k in d.keys],
                                            "cut_margin": d.cut_margin,
                                            "near_tie": is_near_tie(d.cut_margin, near_tie)}
                               for d in self.input.values()],

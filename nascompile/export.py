@@ -2,6 +2,7 @@
 
 - NNI's exported-architecture JSON: `nni_json(result.decisions)` (`Decisions.to_nni`).
 - DARTS's `Genotype` text: `genotype_text(result)`, for DARTS-shaped search spaces only.
+- NAS-Bench-201's arch string: `arch_string_text(result.arch_string)`, for NB201-shaped cells only.
 - The *architecture description*: plain, versioned JSON of the derived cells (inputs, numbered nodes,
   edges with their op and source state, concat), the decisions and the genotype text when there is one,
   with a content hash: the sha256 of its canonical serialization (`canonical_json`: keys sorted, no
@@ -51,6 +52,16 @@ def genotype_text(genotype: Any, name: str | None = None) -> str:
             "candidate edge from each of the n + k earlier states, the output concatenating nodes) of two kinds "
             "whose labels say 'normal' and 'reduce'; use --format json (any search space) or nni")
     return f"{name} = {genotype}" if name else str(genotype)
+
+
+def arch_string_text(arch_string: str | None) -> str:
+    """NAS-Bench-201's arch string, or ExportError saying why there is none."""
+    if arch_string is None:
+        raise ExportError(
+            "this architecture has no NAS-Bench-201 arch string: that needs NB201-shaped cells (one input; node j "
+            "summing one layer-choice edge from each earlier state 0 .. j-1), all deriving the same ops; use "
+            "--format json (any search space) or nni")
+    return arch_string
 
 
 def canonical_json(value: Any) -> str:

@@ -8,8 +8,11 @@ indexing the cell's states (0 and 1 the cell's inputs, 2 + k its node k); `*_con
 cell's output concatenates, a `range` when contiguous (DARTS's `range(2, 6)`).
 
 A genotype exists only for DARTS-shaped search spaces: node k had one candidate edge from each of the
-n + k earlier states, and the cells come in two kinds told apart by their labels, "normal" and "reduce"
-(`alphas_normal[3]`, `normal_n2_p0`, ...). Otherwise `darts_genotype` returns None.
+n + k earlier states, and the cells come in two kinds: "reduce" cells make the spatial size smaller (read
+from the IR's shapes), "normal" cells keep it; without shapes (a pipeline without `infer-shapes`) the
+labels tell (`alphas_normal[3]`, `normal_n2_p0`, ...). Otherwise `darts_genotype` returns None.
+
+`nb201_arch_string` gives NAS-Bench-201's `|op~0|+|op~0|op~1|+|...|` for NB201-shaped cells.
 """
 
 from __future__ import annotations
@@ -39,23 +42,46 @@ def darts_genotype(decisions: Decisions, architecture: Architecture | None) -> G
 
 
 def cell_kind(cell: Cell) -> str | None:
-    """The cell's kind, "normal" or "reduce", when its edges' labels say so (and not both); else None."""
+    """The cell's kind, "normal" or "reduce": whether it reduces the spatial size (from the IR's shapes),
+    else what its edges' labels say (and not both); None when neither tells."""
+    if cell.reduces is not None:
+        return "reduce" if cell.reduces else "normal"
     labels = [edge.label for node in cell.nodes for edge in node.edges if edge.label]
     normal, reduce = any("normal" in label for label in labels), any("reduce" in label for label in labels)
     return "normal" if normal and not reduce else "reduce" if reduce and not normal else None
 
 
+def nb201_arch_string(architecture: Architecture | None) -> str | None:
+    """NAS-Bench-201's arch string `|op~0|+|op~0|op~1|+|...|` of the derived cells, or None unless every cell
+    is NB201-shaped (one input; node j sums one edge from each earlier state 0 .. j-1, every edge a layer
+    choice) and all derive the same string."""
+    strings = set()
+    for cell in architecture.cells if architecture is not None else []:
+        if len(cell.inputs) != 1 or not cell.nodes:
+            return None
+        nodes = []
+        for j, node in enumerate(cell.nodes, start=1):
+            edges = sorted(node.edges, key=lambda e: e.source)
+            if [e.source for e in edges] != list(range(j)) or any(e.label is None or e.op is None for e in edges):
+                return None
+            nodes.append("|" + "|".join(f"{e.op}~{e.source}" for e in edges) + "|")
+        strings.add("+".join(nodes))
+    return strings.pop() if len(strings) == 1 else None
+
+
 def _candidate_edges(node: CellNode, decisions: Decisions) -> list[tuple[bool, float | None]] | None:
-    """(kept, rank) of every edge the node had before it was decided, in input order."""
+    """(kept, rank) of every edge the node had before it was decided, in input order (the rank as compared:
+    float64, log space)."""
     if node.choice is not None:
         decision = decisions.input.get(node.choice)
         if decision is None:
             return None
-        return [(j in decision.kept, decision.weights[j]) for j in range(len(decision.choose_from))]
+        keys = decision.keys or decision.weights
+        return [(j in decision.kept, keys[j]) for j in range(len(decision.choose_from))]
     finalized = decisions.finalize.get(node.ir_node)
     if finalized is None:
         return None
-    return [(edge.kept, edge.rank) for edge in finalized.edges]
+    return [(edge.kept, edge.rank if edge.key is None else edge.key) for edge in finalized.edges]
 
 
 def _cell_gene(cell: Cell, decisions: Decisions) -> tuple[list[tuple[str, int]], Any] | None:

@@ -26,6 +26,7 @@ def build_report(result: "CompileResult", near_tie: float = NEAR_TIE, costs: boo
     report = {"format": REPORT_FORMAT, "version": REPORT_VERSION}
     report.update(result.choices.report(near_tie))
     report["genotype"] = None if result.genotype is None else str(result.genotype)
+    report["arch_string"] = result.arch_string
     report["sha256"] = result.sha256
     report["totals"] = result.costs() if costs else None
     return report
@@ -92,8 +93,9 @@ def _input_section(entries: list[dict[str, Any]]) -> list[str]:
 
 def _finalize_section(entries: list[dict[str, Any]]) -> list[str]:
     first = entries[0]
-    lines = ["", f"finalize: {len(entries)} nodes, rank {first['rank']}, the {first['max_final_edges']} strongest "
-             "ranked edges kept per node (required edges always); nodes deciding alike are grouped"]
+    k = first["max_final_edges"]
+    kept = f"the {k} strongest ranked edges kept per node (required edges always)" if k else "every edge kept"
+    lines = ["", f"finalize: {len(entries)} nodes, rank {first['rank']}, {kept}; nodes deciding alike are grouped"]
     groups: dict[tuple, list[dict]] = {}
     for e in entries:
         key = tuple((edge["label"], edge["kept"]) for edge in e["edges"])
@@ -130,6 +132,9 @@ def _totals_section(totals: dict[str, Any]) -> list[str]:
 def format_report(report: dict[str, Any]) -> str:
     """The report as tables (see `build_report`)."""
     lines: list[str] = []
+    if report.get("rules"):
+        r = report["rules"]
+        lines += [f"rules: {r['name']} ({r['framework']}; chosen by {r['chosen_by']}): {r['description']}", ""]
     if report["layer_choices"]:
         lines += _layer_section(report["layer_choices"])
     if report["input_choices"]:
@@ -140,6 +145,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines += _totals_section(report["totals"])
     if report.get("genotype"):
         lines += ["", f"genotype: {report['genotype']}"]
+    if report.get("arch_string"):
+        lines += ["", f"NAS-Bench-201 arch string: {report['arch_string']}"]
     lines += ["", f"architecture sha256: {report['sha256']}"]
     lines += ["", f"ties: {len(report['ties'])}"] + [f"  {t}" for t in report["ties"]]
     lines += [f"near-ties (margin < {report['near_tie_threshold']:g}): {len(report['near_ties'])}"]

@@ -138,13 +138,11 @@ class Interpreter:
     def layer_choice(self, node: str, args: Sequence[Any]) -> Any:
         attrs = self.graph.attrs(node)
         modules = attrs["modules"]
-        if node in self.overlay.chosen:
-            chosen = self.overlay.chosen[node]
-            if chosen is None:  # dropped edge: the zero op, shaped like a real candidate's output
-                first = next(i for i, path in enumerate(modules) if path is not None and i != attrs["zero"])
-                return torch.zeros_like(self.module(modules[first], node)(*args))
-        else:
-            chosen = attrs.get("chosen")
+        chosen = self.overlay.chosen[node] if node in self.overlay.chosen else attrs.get("chosen")
+        if (node in self.overlay.chosen and chosen is None) or (chosen is not None and chosen == attrs.get("zero")):
+            # a dropped edge, or the zero op chosen (NAS-Bench-201's rules): zeros shaped like a real candidate's output
+            first = next(i for i, path in enumerate(modules) if path is not None and i != attrs["zero"])
+            return torch.zeros_like(self.module(modules[first], node)(*args))
         if chosen is not None:
             return self.module(modules[chosen], node)(*args)
         weights = torch.softmax(self.graph.params(node)["logits"], dim=-1)

@@ -55,8 +55,9 @@ def _check_layer_choice(graph: Graph, node: str) -> None:
     for i, module in enumerate(modules):
         if module is None and i != attrs.get("zero"):
             raise IRError(f"{where}: candidate {candidates[i]!r} has no module; only the zero slot may be null")
-    if attrs.get("chosen") is not None and attrs["chosen"] == attrs.get("zero"):
-        raise IRError(f"{where}: the zero op cannot be the chosen candidate")
+    if attrs.get("chosen") is not None and attrs["chosen"] == attrs.get("zero") and \
+            all(m is None for i, m in enumerate(modules) if i != attrs["zero"]):
+        raise IRError(f"{where}: the zero op is chosen but no other candidate has a module to shape its zeros")
 
 
 def _check_input_choice(graph: Graph, node: str, n_inputs: int) -> None:

@@ -126,7 +126,8 @@ def decide_input_choice(graph: Graph, node: str, ctx: PassContext, strengths: di
         ctx.decisions.input[label] = InputDecision(
             label=label, choose_from=list(choose_from), n_chosen=attrs.get("n_chosen"),
             reduction=attrs["reduction"], weights=[r.value for r in ranks], kept=kept, tie=tie,
-            paths=[_source(graph, node)], framework_tie=framework_tie, framework_kept=framework_kept)
+            paths=[_source(graph, node)], framework_tie=framework_tie, framework_kept=framework_kept,
+            keys=[r.key for r in ranks])
         return kept
     mine = {"choose_from": list(choose_from), "n_chosen": attrs.get("n_chosen"), "reduction": attrs["reduction"]}
     differ = [f"{key} ({getattr(record, key)!r} vs {value!r})" for key, value in mine.items()

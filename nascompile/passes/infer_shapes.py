@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..arch import mark_reductions
 from ..errors import IRError, PipelineError
 from ..ir.graph import Graph
 from ..ir.interpreter import apply_op, input_errors, run_graph
@@ -186,4 +187,6 @@ def infer_shapes(graph: Graph, ctx: PassContext) -> PassResult:
             run_graph(graph, ctx.example_inputs, on_value=lambda node, value: graph.meta(node).update(type_of(value) or {}))
         else:
             infer_graph_types(graph, tuple(ctx.example_inputs))
+    if ctx.architecture is not None:
+        mark_reductions(graph, ctx.architecture)  # a genotype's cell kinds come from the shapes
     return PassResult(changed=False)
