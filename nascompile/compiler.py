@@ -416,8 +416,8 @@ def compile(
     """Compile a supernet into a discrete IR graph.
 
     `pipeline` is a pass pipeline string (default: decisions, pruning, expansion, optimizations);
-    `rules` names the decision rule set (`rules.py`; default: the one of the family the lift recognized,
-    `darts` when none); `rank` (the older `darts`/`logit`/`renorm`) picks the rule set of that name;
+    `rules` names the decision rule set (`rules.py`; default: the model's `decision_rules` attribute, else
+    the one of the family the lift recognized, `darts` when none); `rank` (the older `darts`/`logit`/`renorm`) picks the rule set of that name;
     `max_final_edges` overrides the edges `finalize` keeps per node (default: the rule set's, 2 or all); `verify_each` checks every pass with the
     interpreter on `example_inputs`; `print_after` (pass names or {"all"}) sends the IR text after
     those passes to `printer(pass_name, text)`. `arch_params` maps keys to logits that replace the

@@ -19,8 +19,9 @@ A `RuleSet` says four things, each the family's own (the numbers live in `passes
   would likely have picked.
 
 `RULE_SETS` holds every rule set by name; `default_rules(graph)` picks one from the family the lift
-recorded on the layer choices (`family`, `weighting`, `edge_logits`), and `resolve_rules` applies the
-user's `--rules` / `--rank` on top.
+recorded on the layer choices (`family`, `weighting`, `edge_logits`), and `resolve_rules` applies on top
+what the supernet declares (a class attribute `decision_rules = "nb201"`) and, above that, the user's
+`--rules` / `--rank`.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ RULE_SETS: dict[str, RuleSet] = {r.name: r for r in (
           doc="ops weighted by independent sigmoids: op = argmax of sigmoid(alpha), edges ranked by it"),
     _rule("p-darts", "P-DARTS", "non-zero", "softmax", "top-k", "float32 softmax",
           doc="the last stage decides as DARTS over the ops its switches kept (the lifted candidates); "
-              "its limit of 2 skip-connects per normal cell is not applied (reported when exceeded)"),
+              "its limit of 2 skip-connects per normal cell is not applied"),
     _rule("drnas", "DrNAS", "non-zero", "softmax", "top-k", "float32 softmax",
           doc="DARTS's rule over the candidates its pruning mask kept (the lifted candidates)"),
     _rule("nb201", "NAS-Bench-201 search code", "any", "softmax", "all", "raw logits",
@@ -155,8 +156,9 @@ def default_rules(graph) -> Chosen:
     return Chosen(RULE_SETS[FAMILY_RULES[family]], f"family {family!r}")
 
 
-def resolve_rules(graph, rules: str | None = None, rank: str | None = None) -> Chosen:
-    """`rules` (--rules) if given, else the former `rank` (--rank), else the families' default."""
+def resolve_rules(graph, rules: str | None = None, rank: str | None = None, declared: str | None = None) -> Chosen:
+    """`rules` (--rules) if given, else the former `rank` (--rank), else the rule set the supernet declares
+    (`declared`: its class attribute `decision_rules`), else the families' default."""
     if rules is not None and rank is not None and RANK_RULES.get(rank) != rules:
         raise ChoiceError(f"--rank {rank} and --rules {rules} disagree; --rank is the older spelling of "
                           f"--rules {RANK_RULES.get(rank, rank)}: give one of them")
@@ -166,4 +168,9 @@ def resolve_rules(graph, rules: str | None = None, rank: str | None = None) -> C
         if rank not in RANK_RULES:
             raise ChoiceError(f"unknown rank convention {rank!r}; use one of {', '.join(RANK_RULES)}")
         return Chosen(RULE_SETS[RANK_RULES[rank]], "--rank")
+    if declared is not None:
+        if declared not in RULE_SETS:
+            raise ChoiceError(f"the supernet declares decision_rules = {declared!r}, which is no rule set; use one "
+                              f"of {', '.join(RULE_SETS)}")
+        return Chosen(RULE_SETS[declared], "the supernet's decision_rules")
     return default_rules(graph)

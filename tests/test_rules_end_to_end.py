@@ -3,9 +3,11 @@ cells told apart by their shapes, and the rule set recorded in the ONNX file."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import nascompile
+from nascompile.errors import ChoiceError
 from nascompile.export import read_onnx_metadata
 
 from conftest import example, run_cli
@@ -46,3 +48,18 @@ def test_archai_cells_get_a_genotype_from_their_shapes():
     result = nascompile.compile(archai.build(n_cells=3, init_ch=4), torch.randn(1, 3, 16, 16))
     assert [cell.reduces for cell in result.architecture.cells] == [False, True, True]
     assert result.genotype is not None and len(result.genotype.normal) == 8
+
+
+def test_a_supernet_may_declare_its_rule_set_and_rules_overrides_it():
+    class Declared(nb201.NB201Network):
+        decision_rules = "gdas"
+
+    torch.manual_seed(0)
+    model = Declared().eval()
+    result = nascompile.compile(model, nb201.example_inputs(), pipeline="darts-choice,finalize")
+    assert (result.choices.rules.rules.name, result.choices.rules.source) == ("gdas", "the supernet's decision_rules")
+    result = nascompile.compile(model, nb201.example_inputs(), pipeline="darts-choice,finalize", rules="darts")
+    assert result.choices.rules.source == "--rules"
+    model.decision_rules = "gdass"
+    with pytest.raises(ChoiceError, match="declares decision_rules = 'gdass', which is no rule set"):
+        nascompile.compile(model, nb201.example_inputs(), pipeline="darts-choice,finalize")

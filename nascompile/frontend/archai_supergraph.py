@@ -5,8 +5,8 @@ Structure recognized: a mixed op is a module with an `_ops` ModuleList, its alph
 a `PRIMITIVES` list naming the ops, `none` last. Cells whose alphas come from a template cell hold the
 template's tensor, so the label — the alphas' parameter name, e.g.
 `cells.0.dag.2.1._op.alphas_arch_param` — is shared, as are the decisions. A cell node is a `sum` over
-its `DagEdge`s, which `finalize` prunes; `rank="logit"` reproduces Archai's `Finalizers` (an op's rank
-is its top non-zero logit, `MixedOp.finalize`).
+its `DagEdge`s, which `finalize` prunes; the family `archai` selects Archai's own rule with no flags
+(`Finalizers`: an op's rank is its top non-zero logit, `MixedOp.finalize`).
 
 User-given logits (`arch_params`) are keyed by the label. The validation reference runs each op's own
 forward with its alphas replaced by logits whose softmax is one-hot on the chosen op (on `none` where
