@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -26,27 +26,32 @@ ROWS = sum(2 + i for i in range(STEPS))  # 14 edges per cell
 
 def reference_genotype(alphas_normal: torch.Tensor, alphas_reduce: torch.Tensor, names=PRIMITIVES,
                        zero: str = "none", steps: int = STEPS, multiplier: int = 4, keep: int = 2) -> Genotype:
-    """DARTS's `Network.genotype()` rule, written out independently of nascompile.
+    """DARTS's `Network.genotype()` rule, written out independently of nascompile, in exact arithmetic.
 
-    Per node i (rows `offset .. offset + i + 1` of the softmaxed alphas): rank each incoming edge by its
-    best non-zero probability, keep the `keep` (DARTS: 2) best (Python's stable sort: ties keep the lower input), and
-    list them strongest first as (best non-zero op, input index).
+    Per node i (rows `offset .. offset + i + 1` of the alphas): the best op of an edge is its first
+    maximal non-zero logit (DARTS takes the first maximal float32 probability, which ties where logits
+    differ by less than float32 can tell: nascompile decides those exactly and reports them as framework
+    ties, tests/test_rules.py); rank each incoming edge by that op's probability (float64), keep the
+    `keep` (DARTS: 2) best (Python's stable sort: ties keep the lower input), and list them strongest
+    first as (best non-zero op, input index).
     """
-    def parse(probabilities):
+    def parse(logits):
         gene, offset = [], 0
         real = [k for k, name in enumerate(names) if name != zero]
+        probabilities = F.softmax(logits.double(), dim=-1).tolist()
         for i in range(steps):
-            rows = probabilities[offset:offset + i + 2]
+            rows = logits[offset:offset + i + 2].tolist()
             best = [max(real, key=lambda k, row=row: (row[k], -k)) for row in rows]  # first maximum
-            strength = [row[k] for row, k in zip(rows, best)]
+            strength = [probabilities[offset + j][k] for j, k in enumerate(best)]
+            close = [(a, b) for a in strength for b in strength if a != b and abs(a - b) < 1e-12 * max(a, b)]
+            assume(not close)  # closer than float64 tells: nascompile's log-space ranks may order them otherwise
             edges = sorted(range(i + 2), key=lambda j: -strength[j])[:keep]
             gene += [(names[best[j]], j) for j in edges]
             offset += i + 2
         return gene
 
     concat = range(2 + steps - multiplier, steps + 2)
-    return Genotype(parse(F.softmax(alphas_normal, dim=-1).tolist()), concat,
-                    parse(F.softmax(alphas_reduce, dim=-1).tolist()), concat)
+    return Genotype(parse(alphas_normal), concat, parse(alphas_reduce), concat)
 
 
 @pytest.fixture(scope="module")
