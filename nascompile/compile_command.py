@@ -48,12 +48,15 @@ def _print_summary(result, report, seconds: float, file) -> None:
     from .report import format_decisions
 
     decisions = result.decisions
-    lines = [f"decisions ({len(decisions)} choices):", *format_decisions(decisions),
+    lines = [f"rules: {result.choices.rules.line()}", f"decisions ({len(decisions)} choices):",
+             *format_decisions(decisions),
              f"supernet: {result.lifted_ops} IR nodes ({result.lifted_choices} choices), {result.lifted_params:,} params",
              f"discrete: {ir_ops(result.graph)} ops, {count_params(result.graph):,} params"]
     lines += [f"specialized: {specialization}" for specialization in result.specializations]  # branches the lift took
     if result.genotype is not None:
         lines.append(f"genotype: {result.genotype}")
+    if result.arch_string is not None:
+        lines.append(f"NAS-Bench-201 arch string: {result.arch_string}")
     if report.validation is not None:
         lines.append(report.validation.summary())
     if report.accuracy is not None:

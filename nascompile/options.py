@@ -20,6 +20,7 @@ import sys
 from .decisions import NEAR_TIE
 from .errors import InputShapeError, NascompileError, SpecError
 from .opsets import MAX_OPSET, MIN_OPSET
+from .rules import RULE_SETS
 
 
 #: Largest example input made from --input-shape (4 GiB of float32).
@@ -86,10 +87,12 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     level.add_argument("--pipeline", help="pass pipeline, e.g. 'darts-choice,finalize{rank=logit},dce,expand,infer-shapes'")
     level.add_argument("-O", dest="opt_level", choices=("0", "1"), default=None,
                        help="-O0: decisions and lowering only; -O1: also the optimization passes (the default)")
-    p.add_argument("--max-final-edges", type=int, default=2,
-                   help="edges kept per aggregation node by finalize (default 2)")
-    p.add_argument("--rank", choices=("darts", "logit", "renorm"), default="darts",
-                   help="edge rank convention for finalize (default darts)")
+    p.add_argument("--rules", choices=tuple(RULE_SETS), default=None, metavar="NAME",
+                   help=f"decision rule set: {', '.join(RULE_SETS)} (default: the recognized family's, else darts)")
+    p.add_argument("--max-final-edges", type=int, default=None,
+                   help="edges kept per aggregation node by finalize (default: the rule set's, 2 or all)")
+    p.add_argument("--rank", choices=("darts", "logit", "renorm"), default=None,
+                   help="older spelling of --rules darts|logit|renorm")
     p.add_argument("--near-tie", type=tolerance, default=NEAR_TIE, metavar="MARGIN",
                    help=f"flag decisions won by less than MARGIN as near-ties (default {NEAR_TIE}; in probability, "
                         "or in logits with --rank logit)")
@@ -217,7 +220,7 @@ def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_
 
     with spec_output_to_stderr():
         result = compile_model(loaded.model, inputs, pipeline=pipeline_of(args), max_final_edges=args.max_final_edges,
-                               rank=args.rank, verify_each=args.verify_each,
+                               rank=args.rank, rules=args.rules, verify_each=args.verify_each,
                                print_after=print_after | ({ir_after} if ir_after else set()), printer=print_ir,
                                arch_params=arch_params, arch=args.arch, progress=progress_for(args),
                                near_tie=args.near_tie, allow_no_choices=args.allow_no_choices)
