@@ -237,3 +237,26 @@ def test_unknown_names_are_refused():
 def test_pc_darts_without_betas_is_refused_naming_the_label():
     with pytest.raises(ChoiceError, match="layer choice 'A' .* no edge-normalization logits"):
         decide(node_text(HAND), "pc-darts")
+
+
+# --- NNI 3: a replica of DifferentiableMixedCell.export (NNI 3.0), written from its source ---------
+def nni3_cell_export(node_logits: dict[str, list[float]], op_names=("a", "b"), num_ops_per_node: int = 2):
+    """One node: (alpha, input j, op) over every input and real op (the cell's extra zero logit skipped),
+    sorted descending; the first occurrence of each input moved to the front, in order; the first k taken."""
+    weights = sorted(((alpha[k], j, name) for j, alpha in enumerate(node_logits.values())
+                      for k, name in enumerate(op_names)), reverse=True)
+    first = sorted(weights.index(next(w for w in weights if w[1] == j)) for j in range(len(node_logits)))
+    weights = [weights[i] for i in first] + [w for i, w in enumerate(weights) if i not in first]
+    return {(j, name) for _, j, name in weights[:num_ops_per_node]}
+
+
+def test_nni3_equals_a_replica_of_its_cell_export_on_random_logits():
+    rng = random.Random(3)
+    for _ in range(200):
+        logits = {label: [float(torch.tensor(rng.gauss(0, 3)).float()) for _ in range(3)] for label in "ABCD"}
+        tops = sorted(max(x[:2]) for x in logits.values())
+        if len(set(tops)) < len(tops):
+            continue  # a real tie: nascompile keeps the lower input, NNI 3 the higher (reported)
+        decisions, record = decide(node_text(logits), "nni3")
+        ours = {("ABCD".index(e.label), decisions.layer[e.label].chosen_name) for e in record.edges if e.kept}
+        assert ours == nni3_cell_export(logits)
