@@ -20,13 +20,15 @@ the long profile (`NASCOMPILE_LONG_EXAMPLES`, default 1,000 cases, random).
 from __future__ import annotations
 
 import math
+
+import mpmath
 import os
 from dataclasses import dataclass, field
 
 import onnxruntime as ort
 import pytest
 import torch
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -260,26 +262,37 @@ def keep_top(ranks: list[float], k: int) -> list[int]:
     return sorted(kept)
 
 
+def below_float64_at_cut(ranks: list, kept: list[int]) -> bool:
+    """Do a kept and a dropped rank differ, but by less than float64 can tell apart? (nascompile compares
+    ranks in float64 log space, so there its lowest-index rule decides, as for an exact tie.)"""
+    dropped = [ranks[i] for i in range(len(ranks)) if i not in kept]
+    return bool(kept and dropped) and 0 < abs(min(ranks[i] for i in kept) - max(dropped)) < 1e-12
+
+
 def tied_at_cut(ranks: list[float], kept: list[int]) -> bool:
     dropped = [ranks[i] for i in range(len(ranks)) if i not in kept]
     return bool(kept and dropped) and min(ranks[i] for i in kept) == max(dropped)
 
 
 def derive(model: RandomSupernet, case: Case) -> Expected:
-    """NNI `sample_final` for the layer and input choices, then Archai's finalize on the plain sums.
+    """NNI `sample_final` for the layer and input choices, then Archai's finalize on the plain sums; input
+    choices weigh each label by the rule set's edge rank (`--rank` names the rule set), as finalize does.
 
-    Probabilities are float32 softmaxes over all slots including the zero slot (last), as NNI computes them.
+    Exactly, as nascompile decides (README: Semantics): the op is the first maximal logit (a tie only where
+    logits are equal), and strengths and
+    ranks are exact log-probabilities (log p = logit - logsumexp over all slots, the zero slot last, as NNI
+    lists it), so a float32 softmax that saturates or rounds two values together cannot tie them.
     """
     out = Expected()
     paths = {module: path for path, module in model.named_modules()}
     label = labels_of(model)
     choice_of, strength = {}, {}
     for choice in label:
-        p = torch.softmax(choice.alpha.detach().float(), dim=-1).tolist()
-        chosen = first_best(p, list(range(len(choice.names))))
+        logits = choice.alpha.detach().double().tolist()
+        chosen = first_best(logits, list(range(len(choice.names))))
         if label[choice] not in choice_of:
-            choice_of[label[choice]], strength[label[choice]] = chosen, p[chosen]
-            if sum(p[i] == p[chosen] for i in range(len(choice.names))) > 1:
+            choice_of[label[choice]], strength[label[choice]] = chosen, rank_of(choice, chosen, case.rank)
+            if sum(logits[i] == logits[chosen] for i in range(len(choice.names))) > 1:
                 out.layer_ties.add(label[choice])
     dropped_labels: set[str] = set()
     dropped_paths: set[str] = set()
@@ -292,8 +305,9 @@ def derive(model: RandomSupernet, case: Case) -> Expected:
                 if ic.n_chosen is None:
                     kept = list(range(len(modules)))
                 else:
-                    weights = [strength.get(key, 0.0) for key in ic.choose_from]
+                    weights = [strength.get(key, -math.inf) for key in ic.choose_from]
                     kept = keep_top(weights, ic.n_chosen)
+                    assume(not below_float64_at_cut(weights, kept))
                     dropped_labels |= {key for i, key in enumerate(ic.choose_from) if i not in kept and key in strength}
                     if tied_at_cut(weights, kept):
                         out.input_ties.add(ic.label)
@@ -305,6 +319,7 @@ def derive(model: RandomSupernet, case: Case) -> Expected:
                 ranked = [i for i, m in enumerate(modules) if m in label]
                 ranks = [rank_of(modules[i], choice_of[label[modules[i]]], case.rank) for i in ranked]
                 kept = keep_top(ranks, case.max_final_edges)
+                assume(not below_float64_at_cut(ranks, kept))
                 dropped_paths |= {paths[modules[ranked[r]]] for r in range(len(ranked)) if r not in kept}
                 if tied_at_cut(ranks, kept):
                     out.finalize_ties.add(paths[cell] + f".n{j}")
@@ -321,13 +336,21 @@ def derive(model: RandomSupernet, case: Case) -> Expected:
 
 
 def rank_of(choice: nc.LayerChoice, chosen: int, convention: str) -> float:
-    """An edge's rank: DARTS p[chosen] (zero slot included), Archai's raw logit, or NASLib's renormalized p."""
-    alpha = choice.alpha.detach().float()
+    """An edge's rank in float64: DARTS log p[chosen] (zero slot included), Archai's raw logit, or NASLib's
+    renormalized log p."""
+    alpha = choice.alpha.detach().double().tolist()
     if convention == "darts":
-        return torch.softmax(alpha, -1)[chosen].item()
+        return exact_log_softmax(alpha)[chosen]
     if convention == "logit":
-        return alpha[chosen].item()
-    return torch.softmax(alpha[:-1], -1)[chosen].item()
+        return alpha[chosen]
+    return exact_log_softmax(alpha[:-1])[chosen]
+
+
+def exact_log_softmax(logits: list[float]) -> list:
+    """log p = logit - log(sum(exp(logits))), to 60 digits (float64 would round 1e-20 apart logits together)."""
+    with mpmath.workdps(60):
+        total = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in logits))
+        return [mpmath.mpf(v) - total for v in logits]
 
 
 # --- the property --------------------------------------------------------------------------------
@@ -385,6 +408,6 @@ def test_first_best_and_ranks_by_hand():
     with torch.no_grad():
         choice.alpha.copy_(torch.tensor([0.0, 1.0, 0.0]))
     e = math.e
-    assert rank_of(choice, 1, "darts") == pytest.approx(e / (e + 2))
+    assert float(rank_of(choice, 1, "darts")) == pytest.approx(math.log(e / (e + 2)))  # log p, exactly
     assert rank_of(choice, 1, "logit") == 1.0
-    assert rank_of(choice, 1, "renorm") == pytest.approx(e / (e + 1))
+    assert float(rank_of(choice, 1, "renorm")) == pytest.approx(math.log(e / (e + 1)))
