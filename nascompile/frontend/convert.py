@@ -347,7 +347,8 @@ def fetch_attr(root: nn.Module, target: str) -> Any:
 
 
 def origin_of(cx: Converter, arg: Any) -> Any:
-    """The origin of an fx argument (nested lists too), for binding a call's placeholders."""
+    """The origin of an fx argument (None for IR values and plain constants), for binding a call's
+    placeholders: a parameter-derived value keeps its expression across the module boundary."""
     if isinstance(arg, fx.Node):
         kind = cx.kinds.get(arg)
         return None if isinstance(kind, str) else kind

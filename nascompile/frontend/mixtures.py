@@ -252,17 +252,18 @@ def is_plain_mixture(module: torch.nn.Module, ops_attr: str = "_ops") -> bool:
     (partial channels, an auxiliary term, cells holding several mixed ops) is traced and its mixtures
     found as patterns, so that nothing it computes is dropped. Answered once per class and op count.
     """
-    from .concrete import Tainted
-    from .tracer import Binding, ScopeTracer, bind_call
-
     ops = getattr(module, ops_attr, None)
     key = (type(module), ops_attr, len(ops) if ops is not None else None)
     if key not in _PLAIN:
-        _PLAIN[key] = _probe_plain(module, ops_attr, len(ops or ()), Tainted, Binding, ScopeTracer, bind_call)
+        _PLAIN[key] = _probe_plain(module, ops_attr, len(ops or ()))
     return _PLAIN[key]
 
 
-def _probe_plain(module, ops_attr, n, Tainted, Binding, ScopeTracer, bind_call) -> bool:
+def _probe_plain(module: torch.nn.Module, ops_attr: str, n: int) -> bool:
+    """Trace `module` with a tainted input and stand-in weights and check the whole forward is one mixture."""
+    from .concrete import Tainted  # the tracer imports this module's neighbours; import late
+    from .tracer import ScopeTracer, bind_call
+
     if n < 2:
         return False
     try:
