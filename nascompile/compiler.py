@@ -31,12 +31,13 @@ DEFAULT_PIPELINE = PIPELINE_O1
 
 
 def as_input_tuple(example_inputs: Any) -> tuple[torch.Tensor, ...]:
-    """Accept one tensor or a sequence of tensors."""
+    """Accept one tensor or a sequence of tensors (or of lists of tensors: `(tokens, [hidden])`), as given."""
+    from .inputs import flatten_inputs
+
+    flatten_inputs(example_inputs)  # checks it
     if isinstance(example_inputs, torch.Tensor):
         return (example_inputs,)
-    if isinstance(example_inputs, Sequence) and all(isinstance(x, torch.Tensor) for x in example_inputs):
-        return tuple(example_inputs)
-    raise InputShapeError("example_inputs must be a tensor or a tuple of tensors, e.g. (torch.randn(1, 3, 32, 32),)")
+    return tuple(example_inputs)
 
 
 @dataclass
@@ -144,6 +145,11 @@ class CompileResult:
         return list(self.lifted.graph.get("specializations", []))
 
     @property
+    def batch_dim(self) -> int:
+        """The dimension of the inputs and outputs that is the batch (1 for sequence-first recurrent models)."""
+        return int(self.lifted.graph.get("batch_dim", 0))
+
+    @property
     def lifted_ops(self) -> int:
         """IR nodes right after the lift (a choice is one node)."""
         return ir_ops(self.lifted)
@@ -182,7 +188,7 @@ class CompileResult:
         `dynamic_spatial`: the inputs' height and width are symbolic too (validated at two sizes by `save`)."""
         from .backend import DEFAULT_OPSET, to_onnx
 
-        return to_onnx(self.graph, opset=opset or DEFAULT_OPSET, dynamic_batch=dynamic_batch,
+        return to_onnx(self.graph, opset=opset or DEFAULT_OPSET, dynamic_batch=dynamic_batch, batch_dim=self.batch_dim,
                        dynamic_spatial=dynamic_spatial, metadata=self.metadata(), name=type(self.model).__name__)
 
     def reference_on(self, device: str = "cpu") -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
@@ -225,7 +231,7 @@ class CompileResult:
 
         session = make_session(onnx_model, device)
         report = validate_session(session, self.reference_on(device), self.example_inputs, device, batch_sizes,
-                                  atol, rtol, seed)
+                                  atol, rtol, seed, self.batch_dim)
         if spatial_sizes > 1:
             larger = [torch.empty((*x.shape[:2], *(2 * d for d in x.shape[2:])), dtype=x.dtype) if x.dim() > 2 else x
                       for x in self.example_inputs]
@@ -259,7 +265,8 @@ class CompileResult:
         """The batch sizes to validate: the given ones, else 1 and 2; only the fixed one for a fixed batch."""
         if dynamic_batch:
             return list(batch_sizes or (1, 2))
-        fixed = self.example_inputs[0].shape[0] if self.example_inputs and self.example_inputs[0].dim() else 1
+        first = self.example_inputs[0] if self.example_inputs else None
+        fixed = first.shape[self.batch_dim] if first is not None and first.dim() > self.batch_dim else 1
         if batch_sizes is not None and list(batch_sizes) != [fixed]:
             raise UsageError(f"cannot validate at batch sizes {','.join(map(str, batch_sizes))}: the batch of a file "
                              f"written with a static batch (--static-batch, dynamic_batch=False) is fixed at the "
@@ -381,16 +388,27 @@ class Lifted:
     search_space: Any = None
 
 
+def resolve_batch_dim(model: nn.Module, batch_dim: int | None) -> int:
+    """The batch dimension: as given, else the model's `batch_dim` attribute, else 0."""
+    value = batch_dim if batch_dim is not None else getattr(model, "batch_dim", 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise UsageError(f"batch_dim must be a non-negative int, not {value!r}")
+    return value
+
+
 def lift_model(model: nn.Module, example_inputs: Any, recognizers: list[Recognizer] | None = None,
                arch_params: Mapping[str, Any] | None = None, progress: ProgressFn | None = None,
-               allow_no_choices: bool = False) -> Lifted:
+               allow_no_choices: bool = False, batch_dim: int | None = None) -> Lifted:
     """Lift `model` into the IR, once (see `compile` for the arguments)."""
     from .arch import describe
 
-    inputs = as_input_tuple(example_inputs)
+    from .inputs import flatten_inputs
+
+    inputs, structure = flatten_inputs(example_inputs)
     with cyclic_gc_paused(), eval_mode(model):
         with stage(progress, "lift", "lift") as detail:
-            graph, lifter = lift(model, inputs, recognizers, arch_params, allow_no_choices)
+            graph, lifter = lift(model, inputs, recognizers, arch_params, allow_no_choices, input_structure=structure,
+                                 batch_dim=resolve_batch_dim(model, batch_dim))
             detail.append(f"{ir_ops(graph)} IR nodes, {count_choices(graph)} choices")
     return Lifted(model, inputs, graph, lifter, describe(graph))
 
@@ -412,6 +430,7 @@ def compile(
     near_tie: float = NEAR_TIE,
     progress: ProgressFn | None = None,
     allow_no_choices: bool = False,
+    batch_dim: int | None = None,
 ) -> CompileResult:
     """Compile a supernet into a discrete IR graph.
 
@@ -431,8 +450,10 @@ def compile(
     it the compile prints nothing (the command line shows the events). Architecture weights that no
     mixture pattern consumes are an error (the file would be the continuous supernet) unless
     `allow_no_choices`; `result.specializations` lists the branches the lift took at compile time.
+    `batch_dim` is the dimension of the inputs and outputs that stays symbolic (default: the model's
+    `batch_dim` attribute, else 0; 1 for sequence-first recurrent models, whose dim 0 is time).
     """
-    lifted = lift_model(model, example_inputs, recognizers, arch_params, progress, allow_no_choices)
+    lifted = lift_model(model, example_inputs, recognizers, arch_params, progress, allow_no_choices, batch_dim)
     return compile_lifted(lifted, pipeline, max_final_edges, rank, rules=rules, verify_each=verify_each,
                           print_after=print_after, printer=printer, arch=arch, near_tie=near_tie, progress=progress)
 

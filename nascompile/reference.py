@@ -39,5 +39,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 def reference_outputs(model: nn.Module, lifter: ChoiceLifter, by_path: Mapping[str, Any],
                       inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """Flattened outputs of `model(*inputs)` with every choice fixed as `by_path` says."""
+    from .inputs import unflatten_inputs
+
     with eval_mode(model), lifter.fixed(model, by_path):
-        return flatten_outputs(model(*inputs))
+        return flatten_outputs(model(*unflatten_inputs(inputs, getattr(lifter, "input_structure", None))))

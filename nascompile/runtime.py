@@ -132,14 +132,22 @@ def _largest(errors: np.ndarray) -> float:
     return float("nan") if np.isnan(errors).any() else float(errors.max())
 
 
-def random_inputs(example_inputs: Sequence[torch.Tensor], batch_size: int, seed: int) -> list[torch.Tensor]:
-    """Seeded inputs shaped like the examples, with the batch dimension replaced."""
+def random_inputs(example_inputs: Sequence[torch.Tensor], batch_size: int, seed: int,
+                  batch_dim: int = 0) -> list[torch.Tensor]:
+    """Seeded inputs shaped like the examples, with the batch dimension replaced. Integer inputs (token
+    ids) are drawn uniformly from the range of the example's values, so an index stays in range; booleans
+    repeat the example."""
     generator = torch.Generator().manual_seed(seed)
     out = []
     for example in example_inputs:
-        shape = (batch_size, *example.shape[1:]) if example.dim() else ()
+        shape = list(example.shape)
+        if len(shape) > batch_dim:
+            shape[batch_dim] = batch_size
         if example.is_floating_point():
             out.append(torch.randn(shape, generator=generator, dtype=example.dtype))
+        elif example.dtype != torch.bool and example.numel():
+            low, high = int(example.min()), int(example.max())
+            out.append(torch.randint(low, high + 1, shape, generator=generator, dtype=example.dtype))
         else:
             out.append(example.expand(shape).clone() if example.dim() else example.clone())
     return out
@@ -154,6 +162,7 @@ def validate_session(
     atol: float = 1e-4,
     rtol: float = 1e-3,
     seed: int = 0,
+    batch_dim: int = 0,
 ) -> ValidationReport:
     """Run `session` and `reference` on the same seeded inputs per batch size and compare every output.
 
@@ -163,7 +172,7 @@ def validate_session(
     input_names = [i.name for i in session.get_inputs()]
     output_names = [o.name for o in session.get_outputs()]
     for index, batch_size in enumerate(batch_sizes):
-        inputs = random_inputs(example_inputs, batch_size, seed + index)
+        inputs = random_inputs(example_inputs, batch_size, seed + index, batch_dim)
         # Each side gets its own copy: a forward that writes into its input (x.mul_(2), ReLU(inplace=True))
         # must not change what onnxruntime is fed, nor can onnxruntime change what the reference reads.
         feed = {name: x.numpy().copy() for name, x in zip(input_names, inputs)}

@@ -307,6 +307,42 @@ def _reduce_mean(e: Emitter, node: str, attrs: dict) -> str:
     return e.emit(node, "ReduceMean", [e.input(node, 0)], axes=list(attrs["dims"]), keepdims=int(attrs["keepdim"]))
 
 
+@lowers("reduce_sum")
+def _reduce_sum(e: Emitter, node: str, attrs: dict) -> str:
+    return e.emit(node, "ReduceSum", [e.input(node, 0), e.const(f"{node}.axes", attrs["dims"])],
+                  keepdims=int(attrs["keepdim"]))
+
+
+@lowers("log_softmax")
+def _log_softmax(e: Emitter, node: str, attrs: dict) -> str:
+    return e.emit(node, "LogSoftmax", [e.input(node, 0)], axis=int(attrs["dim"]))
+
+
+@lowers("embedding")
+def _embedding(e: Emitter, node: str, attrs: dict) -> str:
+    return e.emit(node, "Gather", [e.param(node, "weight"), e.input(node, 0)], axis=0)
+
+
+@lowers("matmul")
+def _matmul(e: Emitter, node: str, attrs: dict) -> str:
+    return e.emit(node, "MatMul", e.inputs(node, e.graph.meta(node).get("dtype")))
+
+
+@lowers("select")
+def _select(e: Emitter, node: str, attrs: dict) -> str:
+    key = ("scalar-index", int(attrs["index"]))  # a 0-d index (Gather then drops the dim); `const` makes 1-d ones
+    if key not in e._constants:
+        name = e.unique(f"{e.where(node)}.index")
+        e.initializers.add().CopyFrom(numpy_helper.from_array(np.array(int(attrs["index"]), dtype=np.int64), name))
+        e._constants[key] = name
+    return e.emit(node, "Gather", [e.input(node, 0), e._constants[key]], axis=int(attrs["dim"]))
+
+
+@lowers("unsqueeze")
+def _unsqueeze(e: Emitter, node: str, attrs: dict) -> str:
+    return e.emit(node, "Unsqueeze", [e.input(node, 0), e.const(f"{node}.axes", [int(attrs["dim"])])])
+
+
 @lowers("cat")
 def _cat(e: Emitter, node: str, attrs: dict) -> str:
     return e.emit(node, "Concat", e.inputs(node, e.graph.meta(node).get("dtype")), axis=int(attrs["dim"]))
@@ -402,13 +438,13 @@ def _getitem(e: Emitter, node: str, attrs: dict) -> str:
 
 # --- assembly ---------------------------------------------------------------------------------------
 def _value_info(name: str, meta: Mapping[str, Any], dynamic_batch: bool, where: str,
-                spatial: list[Any] | None = None) -> onnx.ValueInfoProto:
+                spatial: list[Any] | None = None, batch_dim: int = 0) -> onnx.ValueInfoProto:
     """The declared type of a graph input or output; `spatial` replaces dims 2.. (names, or None: unknown)."""
     if meta.get("dtype") not in _ONNX_TYPES or meta.get("shape") is None:
         raise LoweringError(f"{where} has no known dtype/shape; run the infer-shapes pass before emitting")
     shape: list[Any] = list(meta["shape"])
-    if dynamic_batch and shape:
-        shape[0] = "batch"
+    if dynamic_batch and len(shape) > batch_dim:
+        shape[batch_dim] = "batch"
     if spatial is not None and len(shape) >= 3:
         shape[2:] = spatial[:len(shape) - 2] + [None] * max(0, len(shape) - 2 - len(spatial))
     return helper.make_tensor_value_info(name, _ONNX_TYPES[meta["dtype"]], shape)
@@ -419,7 +455,7 @@ def output_names(count: int) -> list[str]:
 
 
 def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True, dynamic_spatial: bool = False,
-            metadata: Mapping[str, str] | None = None, name: str = "nascompile") -> onnx.ModelProto:
+            metadata: Mapping[str, str] | None = None, name: str = "nascompile", batch_dim: int = 0) -> onnx.ModelProto:
     """Lower a discrete IR graph (decided, expanded, shapes inferred) to an ONNX model.
 
     Every intermediate value gets its inferred type in `value_info`, inputs and outputs a doc string
@@ -439,7 +475,7 @@ def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = T
         e.values[node] = node
         prefix = "" if len(graph_inputs) == 1 else f"{node}_"
         spatial = [f"{prefix}height", f"{prefix}width"] if dynamic_spatial else None
-        inputs.append(_value_info(node, graph.meta(node), dynamic_batch, f"input %{node}", spatial))
+        inputs.append(_value_info(node, graph.meta(node), dynamic_batch, f"input %{node}", spatial, batch_dim))
     output = graph.output_node()
     sources = graph.inputs(output)
     names = output_names(len(sources))
@@ -468,7 +504,7 @@ def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = T
             e._taken.add(out_name)
             e.nodes.append(helper.make_node("Identity", [value], [out_name], name=e.unique(f"{out_name}/Identity")))
         outputs.append(_value_info(out_name, graph.meta(src), dynamic_batch, f"output {out_name}",
-                                   [] if dynamic_spatial else None))
+                                   [] if dynamic_spatial else None, batch_dim))
     model = e.model  # holds the initializers already
     model.graph.name = name
     model.graph.node.extend(live_nodes(e.nodes, [o.name for o in outputs]))

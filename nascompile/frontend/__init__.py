@@ -38,7 +38,8 @@ __all__ = ["ArchParams", "ChoiceLifter", "MixedOpCall", "MixedOpRecognizer", "Re
 
 
 def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor], recognizers: list[Recognizer] | None = None,
-         arch_params: Any = None, allow_no_choices: bool = False) -> tuple[Graph, ChoiceLifter]:
+         arch_params: Any = None, allow_no_choices: bool = False, input_structure: Any = None,
+         batch_dim: int = 0) -> tuple[Graph, ChoiceLifter]:
     """Trace `model` into an IR graph; returns the graph and the recognizers used (for later passes).
 
     `arch_params` (a mapping key -> logits, or an `ArchParams`) overrides the model's own logits.
@@ -48,8 +49,12 @@ def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor], recognizers: 
     lifter = ChoiceLifter(recognizers if recognizers is not None else default_recognizers(),
                           as_arch_params(arch_params))
     lifter.patterns.allow_arch_constants = allow_no_choices
+    from ..inputs import unflatten_inputs
+
+    lifter.input_structure = input_structure
     graph = Graph()
     graph.graph["root"] = model
+    graph.graph["batch_dim"] = batch_dim
     cx = Converter(graph, model, "", lifter)
     cx.example_inputs = tuple(example_inputs)
     if type(model) in _MODULES:  # a bare torch.nn layer: nothing to trace
@@ -57,16 +62,38 @@ def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor], recognizers: 
         graph.add_op("output", [cx.operand(convert_module(cx, model, tuple(args), {})).node], name="output")
         return graph, lifter
     refuse_hooks(model, lifter)
-    binding = _bind_root(model, tuple(example_inputs))
+    nested = unflatten_inputs(tuple(example_inputs), input_structure)
+    binding = _bind_root(model, nested)
     trace = ScopeTracer(model, "", binding).run()
     lifter.note_specializations(trace.specializations)
-    outputs = flatten_outputs(cx.convert(trace.graph))
+    roots = _root_inputs(cx, binding, input_structure) if input_structure is not None else None
+    outputs = flatten_outputs(cx.convert(trace.graph, inputs=roots))
     graph.add_op("output", [cx.operand(value).node for value in outputs], name="output")
     cx.record_input_meta(tuple(example_inputs))
     graph.graph["specializations"] = [str(s) for s in lifter.specializations]
     lifter.arch_params.check_all_used()
     verify_graph(graph)
     return graph, lifter
+
+
+def _root_inputs(cx: Converter, binding: Any, structure: list) -> list[Any]:
+    """The root forward's placeholders as graph inputs, a list argument as a list of them (`hidden_0`)."""
+    from ..inputs import leaf_names
+
+    flat_index = 0
+    out = []
+    for position, (name, raw) in enumerate(zip(binding.placeholder_names, binding.raw)):
+        names = leaf_names(name, structure[position] if position < len(structure) else None)
+        values = [cx._graph_input(_Placeholder(n), flat_index + i) for i, n in enumerate(names)]
+        flat_index += len(names)
+        out.append(_nest(raw, iter(values)))
+    return out
+
+
+def _nest(raw: Any, values: Any) -> Any:
+    if isinstance(raw, (list, tuple)):
+        return type(raw)(_nest(r, values) for r in raw)
+    return next(values)
 
 
 class _Placeholder:

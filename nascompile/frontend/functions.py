@@ -284,15 +284,16 @@ def _reshape(cx: Converter, input: Any, *shape: Any) -> V:
 
 
 def dim_size(cx: Converter, value: V, dim: int) -> Any:
-    """`x.size(dim)`: the batch dimension stays symbolic (a `size` node: the file takes any batch),
+    """`x.size(dim)`: the batch dimension (`batch_dim`, 0 unless the compile says otherwise) stays symbolic (a `size` node: the file takes any batch),
     every other dimension is the number the example inputs fix (so `x.shape[1] // 4` is an int)."""
-    if dim == 0:
-        return cx.emit("size", [value], attrs={"dim": 0})
+    batch = cx.graph.graph.get("batch_dim", 0)
+    if dim == batch:
+        return cx.emit("size", [value], attrs={"dim": batch})
     shape = cx.shape_of(value)
     if not -len(shape) <= dim < len(shape):
         raise cx.fail(f"dimension {dim} is out of range for a tensor of shape {shape}")
-    if dim % len(shape) == 0:
-        return cx.emit("size", [value], attrs={"dim": 0})
+    if dim % len(shape) == batch:
+        return cx.emit("size", [value], attrs={"dim": batch})
     return shape[dim]
 
 
@@ -355,15 +356,20 @@ def _slice(cx: Converter, tensor: V, index: Any) -> V:
     if sum(item is Ellipsis for item in items) > 1:
         raise cx.fail("an index may hold at most one `...`")
     dims, starts, ends, steps = [], [], [], []
+    selects: list[tuple[int, int]] = []  # (dim, index) of integer indices (`inputs[t]`, `x[:, -1]`)
     position = 0
     for k, item in enumerate(items):
         if item is Ellipsis:
             position = -(len(items) - k - 1)
             continue
+        if isinstance(item, int) and not isinstance(item, bool):
+            selects.append((position, item))
+            position += 1
+            continue
         if not isinstance(item, slice) or not all(
                 v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in (item.start, item.stop, item.step)):
-            raise cx.fail(f"tensor index {index!r} is not supported: only slices with constant bounds "
-                          "(like x[:, :, 1:, ::2]) are")
+            raise cx.fail(f"tensor index {index!r} is not supported: only integers and slices with constant "
+                          "bounds (like x[3], x[:, :, 1:, ::2], x[-4:]) are")
         if (item.step or 1) <= 0:
             raise cx.fail(f"slice step {item.step} must be positive")
         if item != slice(None):
@@ -372,6 +378,18 @@ def _slice(cx: Converter, tensor: V, index: Any) -> V:
             ends.append(item.stop)
             steps.append(item.step or 1)
         position += 1
+    if selects:
+        from .sequence_functions import select
+
+        rank = len(cx.shape_of(tensor))
+        out = cx.emit("slice", [tensor], attrs={"dims": dims, "starts": starts, "ends": ends, "steps": steps}) \
+            if dims else tensor
+        for dim, index in sorted(((d % rank, i) for d, i in selects), reverse=True):  # the last dim first
+            out = select(cx, out, dim, index)
+        return out
     if not dims:
         return cx.emit("identity", [tensor])
     return cx.emit("slice", [tensor], attrs={"dims": dims, "starts": starts, "ends": ends, "steps": steps})
+
+
+from . import sequence_functions  # noqa: E402,F401  registers the recurrent models' functions

@@ -44,6 +44,8 @@ OPS: dict[str, OpSpec] = {
     "batch_norm": OpSpec(1, 1, {"eps": 1e-5}, ("running_mean", "running_var"), ("weight", "bias"),
                          doc="inference batch norm over dim 1"),
     "linear": OpSpec(1, 1, {}, ("weight",), ("bias",), doc="x @ weight.T + bias"),
+    "embedding": OpSpec(1, 1, {}, ("weight",), doc="rows of `weight` at the integer indices x (a lookup, ONNX Gather)"),
+    "matmul": _binary("matrix product a @ b (torch.matmul / mm semantics)"),
     # activations
     "relu": _unary("max(x, 0)"),
     "clip": _unary("clamp(x, min, max); relu6 is clip(0, 6)", min=None, max=None),
@@ -60,6 +62,8 @@ OPS: dict[str, OpSpec] = {
                          ceil_mode=False, count_include_pad=True, divisor_override=None),
     "adaptive_avg_pool2d": _unary("adaptive average pooling to `output_size`", output_size=REQUIRED),
     "reduce_mean": _unary("mean over `dims`", dims=REQUIRED, keepdim=False),
+    "reduce_sum": _unary("sum over `dims`", dims=REQUIRED, keepdim=False),
+    "log_softmax": _unary("log-softmax over `dim`", dim=REQUIRED),
     # elementwise arithmetic (numpy broadcasting)
     "add": _binary("a + b"),
     "sub": _binary("a - b"),
@@ -71,6 +75,9 @@ OPS: dict[str, OpSpec] = {
     "cat": OpSpec(1, None, {"dim": 1}, doc="concatenate along `dim`"),
     "slice": _unary("basic slicing: per listed dim, start:end:step (end null = to the end)",
                     dims=REQUIRED, starts=REQUIRED, ends=REQUIRED, steps=REQUIRED),
+    "select": _unary("x[..., index, ...] at `dim`: the dim is removed (negative index counts from the end)",
+                     dim=REQUIRED, index=REQUIRED),
+    "unsqueeze": _unary("a new dim of size 1 at `dim`", dim=REQUIRED),
     "flatten": _unary("flatten dims start_dim..end_dim", start_dim=1, end_dim=-1),
     "reshape": OpSpec(1, None, {"shape": REQUIRED},
                       doc="reshape to `shape`; null entries take the extra inputs (dim sizes) in order"),
