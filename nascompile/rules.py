@@ -85,6 +85,10 @@ RULE_SETS: dict[str, RuleSet] = {r.name: r for r in (
               "its limit of 2 skip-connects per normal cell is not applied"),
     _rule("drnas", "DrNAS", "non-zero", "softmax", "top-k", "float32 softmax",
           doc="DARTS's rule over the candidates its pruning mask kept (the lifted candidates)"),
+    _rule("darts-rnn", "DARTS recurrent genotype()", "non-zero", "softmax", "top-k", "float32 softmax",
+          doc="per node: the predecessor whose best non-none p (softmax over the row, none included) is highest "
+              "(one kept: the lift's input choice has n_chosen=1; stable sort: lower predecessor first), then "
+              "that row's best non-none activation"),
     _rule("nb201", "NAS-Bench-201 search code", "any", "softmax", "all", "raw logits",
           doc="genotype(): op = argmax over all candidates, none included; every edge kept"),
     _rule("gdas", "GDAS/SETN (NAS-Bench-201)", "any", "softmax", "all", "raw logits",
@@ -94,7 +98,7 @@ RULE_SETS: dict[str, RuleSet] = {r.name: r for r in (
 #: The family hint a recognizer records -> its rule set.
 FAMILY_RULES = {"darts": "darts", "nascompile": "darts", "nni2": "nni2", "nni": "nni2", "archai": "archai",
                 "nni3": "nni3", "pc-darts": "pc-darts", "fair-darts": "fair-darts", "nb201": "nb201",
-                "p-darts": "p-darts", "drnas": "drnas", "gdas": "gdas", "setn": "gdas"}
+                "p-darts": "p-darts", "drnas": "drnas", "gdas": "gdas", "setn": "gdas", "darts-rnn": "darts-rnn"}
 
 #: The former `--rank` values, as rule sets.
 RANK_RULES = {"darts": "darts", "logit": "logit", "renorm": "renorm"}

@@ -234,6 +234,9 @@ class Converter:
             if node in plan.sums:
                 env[node] = self.choice_lifter.patterns.lift_sum(self, plan.sums[node], env)
                 continue
+            if node in plan.batched:
+                env[node] = self.choice_lifter.patterns.lift_batched(self, plan.batched[node], env)
+                continue
             args, kwargs = _load(node.args, env), _load(node.kwargs, env)
             module = self.module_at(node.target) if node.op == "call_module" else None
             if node.op == "get_attr":

@@ -139,9 +139,10 @@ class Plan:
 
     skip: set[fx.Node] = field(default_factory=set)
     sums: dict[fx.Node, SumPattern] = field(default_factory=dict)
+    batched: dict[fx.Node, Any] = field(default_factory=dict)  # root -> batched_mixtures.BatchedSum
 
     def __bool__(self) -> bool:
-        return bool(self.sums)
+        return bool(self.sums or self.batched)
 
 
 def _sum_roots(graph: fx.Graph) -> list[fx.Node]:
@@ -229,6 +230,12 @@ def find(graph: fx.Graph, kinds: dict[fx.Node, Any], model: torch.nn.Module) -> 
         found.others = [leaf for leaf in leaves if leaf not in used]
         plan.sums[root] = found
         plan.skip.update(used)
+        plan.skip.update(n for n in _tree_nodes(root) if n is not root)
+    from .batched_mixtures import find_batched  # it imports this module
+
+    plan.batched = find_batched([r for r in _sum_roots(graph) if r not in plan.sums], _leaves, kinds)
+    for root, pattern in plan.batched.items():
+        plan.skip.update(n for group in pattern.groups for t in group for n in (t.reduce, t.mul))
         plan.skip.update(n for n in _tree_nodes(root) if n is not root)
     return plan
 

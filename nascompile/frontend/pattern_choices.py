@@ -33,7 +33,7 @@ from .convert import Converter, V, _load, fetch_attr
 from .mixed_op import patched_forward
 from .mixtures import EdgeSum, Mixture, SumPattern
 from .names import candidate_names, common_path
-from .origins import Logits, arch_sources, is_arch_like
+from .origins import Logits, Slice, arch_sources, is_arch_like
 
 NB201_OPS = frozenset({"none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"})
 
@@ -164,6 +164,68 @@ class PatternChoices:
                 weighted = cx.emit("mul", [env[term.weight], env[term.call]])
             terms.append(cx.emit("edge", [weighted, V(choice)], attrs={"module": edge_path}))
         return terms
+
+    def lift_batched(self, cx: Converter, pattern: Any, env: dict) -> V:
+        """A sum of batched mixtures (`batched_mixtures.py`): per group, one inline layer choice per
+        predecessor over the activations, and an input choice keeping one predecessor."""
+        terms = [self._lift_batched_group(cx, group, env) for group in pattern.groups]
+        others = [env[o] if isinstance(o, fx.Node) else o for o in pattern.others]
+        others = [o for o in others if not (isinstance(o, V) and cx.graph.op(o.node) == "zero")
+                  and not (isinstance(o, (int, float)) and not isinstance(o, bool) and o == 0)]
+        terms += others
+        return terms[0] if len(terms) == 1 else cx.emit("sum", terms)
+
+    def _lift_batched_group(self, cx: Converter, group: list, env: dict) -> V:
+        from .sequence_functions import select
+
+        column = group[0].column
+        model = cx.model
+        tensor = fetch_attr(model, column.path)
+        if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2:
+            raise cx.fail(f"the batched mixture's weights come from {column.path!r}, which is not a matrix of logits")
+        n, width = column.stop - column.start, tensor.shape[1]
+        if not 0 <= column.start < column.stop <= tensor.shape[0]:
+            raise cx.fail(f"the batched mixture reads rows {column.start}:{column.stop} of {column.path!r}, which has "
+                          f"{tensor.shape[0]} rows")
+        values = []
+        for term in group:
+            weight, candidates = env[term.weight], env[term.candidates]
+            shape = cx.shape_of(candidates)
+            if not isinstance(weight, torch.Tensor) or list(weight.shape) != [n] + [1] * (len(shape) - 1) \
+                    or not shape or shape[0] != n:
+                got = list(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+                raise cx.fail(f"a batched mixture weighs candidates of shape {shape} by weights of shape {got}; "
+                              f"nascompile reads it only when the weights ([{n}, 1, ...]) broadcast along the "
+                              "candidates' dim 0, one weight per predecessor")
+            values.append(candidates)
+        present = [t.column.column for t in group]
+        missing = [k for k in range(width) if k not in present]
+        names, how = candidate_names(model, [cx.where], width)
+        if len(missing) > 1 or (not missing and n > 1):
+            raise cx.fail(f"a batched mixture over {column.path!r} leaves out the columns {missing} of its weights; "
+                          "nascompile reads one left-out column as the zero op ('none') and no other")
+        zero = missing[0] if missing else None
+        given = cx.choice_lifter.arch_params.take(column.path, tensor.shape, f"the batched mixture at {cx.where!r}")
+        logits_matrix = given if given is not None else tensor
+        choices, labels = [], []
+        for j in range(n):
+            row = column.start + j
+            logits = Logits(column.path, row)
+            source = self._unique(f"{cx.where}.edge{row}" if cx.where else f"edge{row}")
+            inputs = [select(cx, value, 0, j).node for value in values]
+            attrs = {"label": logits.label, "candidates": names, "modules": [None] * width, "zero": zero,
+                     "inline": True, "family": "darts-rnn"}
+            node = cx.graph.add_op("layer_choice", inputs, name=source, attrs=attrs,
+                                   params={"logits": logits_matrix[row].detach()}, meta={"source": source})
+            order = ([zero] if zero is not None else []) + present
+            self.mixtures[source] = MixtureInfo(logits, "softmax", order, [names[k] for k in order], [])
+            cx.choice_lifter.made.append(node)
+            choices.append(node)
+            labels.append(logits.label)
+        self.naming.setdefault(Logits(column.path, Slice(column.start, column.stop)).label, how)
+        label = Logits(column.path, Slice(column.start, column.stop)).label
+        return cx.emit("input_choice", [V(c) for c in choices], attrs={
+            "label": label, "n_chosen": 1, "choose_from": labels, "reduction": "sum"}, name=f"node{column.start}")
 
     def _unique(self, path: str) -> str:
         if path not in self.mixtures:

@@ -96,6 +96,8 @@ def _compute_type(graph: Graph, node: str) -> None:
 
 def _candidate_output(graph: Graph, node: str, values: list) -> torch.Tensor:
     attrs = graph.attrs(node)
+    if attrs.get("inline"):
+        return values[0]
     for i, path in enumerate(attrs["modules"]):
         if path is not None and i != attrs.get("zero"):
             return graph.submodule(path)(*values)

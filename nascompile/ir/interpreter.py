@@ -128,6 +128,23 @@ def input_errors(graph: Graph, node: str, args: Sequence[Any]) -> Iterator[None]
             "example_inputs()).") from None
 
 
+def inline_slots(attrs: dict) -> list[int]:
+    """The candidate index of each input of an inline layer choice (every slot but the zero op)."""
+    return [i for i in range(len(attrs["candidates"])) if i != attrs.get("zero")]
+
+
+def inline_choice(attrs: dict, logits: torch.Tensor, chosen: int | None, dropped: bool, args: Sequence[Any]) -> Any:
+    """An inline layer choice (its inputs are its candidates' values): the chosen one, zeros for a dropped
+    edge or a chosen zero op, else the softmax mixture."""
+    slots = inline_slots(attrs)
+    if dropped or (chosen is not None and chosen == attrs.get("zero")):
+        return torch.zeros_like(args[0])
+    if chosen is not None:
+        return args[slots.index(chosen)]
+    weights = torch.softmax(logits, dim=-1)
+    return functools.reduce(torch.add, [weights[k] * x for k, x in zip(slots, args)])
+
+
 class Interpreter:
     """Evaluates a graph node by node in topological order."""
 
@@ -145,6 +162,9 @@ class Interpreter:
         attrs = self.graph.attrs(node)
         modules = attrs["modules"]
         chosen = self.overlay.chosen[node] if node in self.overlay.chosen else attrs.get("chosen")
+        if attrs.get("inline"):
+            return inline_choice(attrs, self.graph.params(node)["logits"], chosen,
+                                 node in self.overlay.chosen and chosen is None, args)
         if (node in self.overlay.chosen and chosen is None) or (chosen is not None and chosen == attrs.get("zero")):
             # a dropped edge, or the zero op chosen (NAS-Bench-201's rules): zeros shaped like a real candidate's output
             first = next(i for i, path in enumerate(modules) if path is not None and i != attrs["zero"])

@@ -52,6 +52,12 @@ def _check_layer_choice(graph: Graph, node: str) -> None:
         value = attrs.get(key)
         if value is not None and not (is_plain_int(value) and 0 <= value < len(candidates)):
             raise IRError(f"{where}: `{key}`={value!r} is not a candidate index")
+    if attrs.get("inline"):
+        wanted = len(candidates) - (attrs.get("zero") is not None)
+        if any(m is not None for m in modules) or len(graph.inputs(node)) != wanted:
+            raise IRError(f"{where}: an inline layer choice takes its {wanted} non-zero candidates as its inputs, in "
+                          f"order, and no modules; it has {len(graph.inputs(node))} inputs")
+        return
     for i, module in enumerate(modules):
         if module is None and i != attrs.get("zero"):
             raise IRError(f"{where}: candidate {candidates[i]!r} has no module; only the zero slot may be null")

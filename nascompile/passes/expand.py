@@ -21,6 +21,18 @@ def _refuse_nested(attrs: dict, inner: str) -> None:
                       f"contains the choice {inner!r}: nested choices are not supported")
 
 
+def _expand_inline(graph: Graph, node: str, attrs: dict) -> None:
+    from ..ir.interpreter import inline_slots
+
+    inputs = graph.inputs(node)
+    if attrs["chosen"] == attrs.get("zero"):
+        output = graph.add_op("zero", [inputs[0]], name="zero", meta=dict(graph.meta(node)))
+    else:
+        output = inputs[inline_slots(attrs).index(attrs["chosen"])]
+    graph.replace_uses(node, output)
+    graph.remove_node(node)
+
+
 @register_pass("expand")
 def expand(graph: Graph, ctx: PassContext) -> PassResult:
     nodes = graph.nodes_of("layer_choice")
@@ -36,6 +48,9 @@ def expand(graph: Graph, ctx: PassContext) -> PassResult:
     expanded: dict[str, dict] = {}  # candidate path -> attrs of the layer choice it replaced
     for node in nodes:
         attrs = graph.attrs(node)
+        if attrs.get("inline"):  # its candidates are its inputs (a recurrent cell's activations)
+            _expand_inline(graph, node, attrs)
+            continue
         path = attrs["modules"][attrs["chosen"]]
         if attrs["chosen"] == attrs.get("zero"):
             path = next(m for i, m in enumerate(attrs["modules"]) if m is not None and i != attrs["zero"])
