@@ -106,11 +106,12 @@ class CompileResult:
 
     @property
     def genotype(self):
-        """DARTS's `Genotype(normal, normal_concat, reduce, reduce_concat)` of the derived cells, or None
+        """DARTS's `Genotype(normal, normal_concat, reduce, reduce_concat)` of the derived cells, or for a
+        recurrent search cell DARTS's `Genotype(recurrent=[(activation, predecessor), ...], concat=...)`; None
         when the search space is not DARTS-shaped (see `genotype.py`)."""
-        from .genotype import darts_genotype
+        from .genotype import darts_genotype, recurrent_genotype
 
-        return darts_genotype(self.choices, self.architecture)
+        return darts_genotype(self.choices, self.architecture) or recurrent_genotype(self.choices, self.lifted)
 
     @property
     def arch_string(self) -> str | None:

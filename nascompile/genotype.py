@@ -107,3 +107,40 @@ def _cell_gene(cell: Cell, decisions: Decisions) -> tuple[list[tuple[str, int]],
     concat = [n_inputs + c - len(cell.inputs) for c in cell.concat]
     contiguous = concat == list(range(concat[0], concat[0] + len(concat)))
     return gene, (range(concat[0], concat[-1] + 1) if contiguous else concat)
+
+
+RecurrentGenotype = namedtuple("Genotype", "recurrent concat")  # DARTS rnn/genotypes.py's Genotype
+
+
+def recurrent_genotype(decisions: Decisions, lifted) -> RecurrentGenotype | None:
+    """DARTS's recurrent `Genotype(recurrent=[(activation, predecessor), ...], concat=range(1, n + 1))` of
+    a recurrent search cell (its choices of family `darts-rnn`, `frontend/batched_mixtures.py`), or None.
+
+    Node i's gene is the activation chosen on its kept edge and that edge's predecessor (0 the cell's
+    initial state s0, j >= 1 node j), as DARTS's `_parse` writes it. Every time step shares the labels, so
+    one step is read. `concat` is every node (DARTS's `range(STEPS + 1)[-CONCAT:]` with CONCAT = STEPS,
+    its only setting; the mean over the states is computed as the code writes it whatever it is).
+    """
+    if lifted is None:
+        return None
+    families = {lifted.attrs(n)["label"]: lifted.attrs(n).get("family") for n in lifted.nodes_of("layer_choice")}
+    gene, seen = [], set()
+    for node in lifted.order():
+        if lifted.op(node) != "input_choice":
+            continue
+        attrs = lifted.attrs(node)
+        if attrs["label"] in seen or not attrs["choose_from"] or \
+                any(families.get(key) != "darts-rnn" for key in attrs["choose_from"]):
+            continue
+        seen.add(attrs["label"])
+        decision = decisions.input.get(attrs["label"])
+        if decision is None or len(decision.kept) != 1:
+            return None
+        j = decision.kept[0]
+        layer = decisions.layer.get(attrs["choose_from"][j])
+        if layer is None:
+            return None
+        gene.append((layer.candidates[layer.chosen], j))
+    if not gene or any(j > i for i, (_, j) in enumerate(gene)):
+        return None  # node i must read s0 or an earlier node
+    return RecurrentGenotype(gene, range(1, len(gene) + 1))

@@ -99,6 +99,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-no-choices", action="store_true",
                    help="compile architecture weights that no mixture pattern consumes as the continuous network "
                         "they compute (by default an error: the file would be the whole supernet)")
+    p.add_argument("--batch-dim", type=int, default=None, metavar="D",
+                   help="the dimension of the inputs and outputs that is the batch and stays symbolic (default: the "
+                        "model's batch_dim attribute, else 0; 1 for sequence-first recurrent models: dim 0 is time)")
     p.add_argument("--print-after", action="append", metavar="PASS", help="print the IR after PASS (or 'all') to stderr")
     p.add_argument("--verify-each", action="store_true", help="check every pass with the IR interpreter")
     add_output_arguments(p)
@@ -223,7 +226,8 @@ def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_
                                rank=args.rank, rules=args.rules, verify_each=args.verify_each,
                                print_after=print_after | ({ir_after} if ir_after else set()), printer=print_ir,
                                arch_params=arch_params, arch=args.arch, progress=progress_for(args),
-                               near_tie=args.near_tie, allow_no_choices=args.allow_no_choices)
+                               near_tie=args.near_tie, allow_no_choices=args.allow_no_choices,
+                               batch_dim=getattr(args, "batch_dim", None))
     ties = result.choices.ties() + result.choices.near_ties() if warn_ties else []
     for warning in result.warnings + ties:
         warn(args, warning)
