@@ -201,9 +201,13 @@ class PatternChoices:
         present = [t.column.column for t in group]
         missing = [k for k in range(width) if k not in present]
         names, how = candidate_names(model, [cx.where], width)
-        if len(missing) > 1 or (not missing and n > 1):
+        if len(missing) > 1:
             raise cx.fail(f"a batched mixture over {column.path!r} leaves out the columns {missing} of its weights; "
                           "nascompile reads one left-out column as the zero op ('none') and no other")
+        if not missing and n > 1:
+            raise cx.fail(f"a batched mixture over {column.path!r} leaves out no column of its weights: with no "
+                          "zero op ('none') among them, no logits express a dropped predecessor, so the node cannot "
+                          f"keep one of its {n} predecessors as DARTS's recurrent genotype does")
         zero = missing[0] if missing else None
         given = cx.choice_lifter.arch_params.take(column.path, tensor.shape, f"the batched mixture at {cx.where!r}")
         logits_matrix = given if given is not None else tensor

@@ -40,7 +40,8 @@ def expand(graph: Graph, ctx: PassContext) -> PassResult:
         if graph.attrs(node).get("chosen") is None:
             label = graph.attrs(node)["label"]
             raise PipelineError(f"expand found the undecided layer choice {label!r}; run darts-choice first")
-    if nodes and (graph.root is None or ctx.lifter is None):
+    traced = [n for n in nodes if not graph.attrs(n).get("inline")]  # inline ones need no module
+    if traced and (graph.root is None or ctx.lifter is None):
         raise PipelineError("expand needs the supernet module (the graph was not lifted from a model)")
     if nodes and ctx.architecture is None:
         ctx.architecture = describe(graph, ctx.search_space)  # the cell structure is only visible before expansion
