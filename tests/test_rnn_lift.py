@@ -213,3 +213,29 @@ def test_a_batched_mixture_without_a_zero_column_is_refused_naming_the_line(monk
     x, h = inputs(model)
     with pytest.raises(TraceError, match="leaves out no column"):
         nascompile.compile(model, (x, h), batch_dim=1)
+
+
+def test_an_embedding_with_max_norm_is_refused():
+    """max_norm renormalizes the weight in place at every lookup: a file cannot do that."""
+    model = torch.nn.Sequential(torch.nn.Embedding(10, 4, max_norm=1.0), torch.nn.Linear(4, 2)).eval()
+    with pytest.raises(TraceError, match="max_norm renormalizes its weight in place"):
+        nascompile.compile(model, (torch.tensor([[1, 2, 3]]),))
+
+
+def test_example_inputs_nesting_something_else_than_tensors_is_an_input_error():
+    model = model_with(seed=0)
+    x, _ = inputs(model)
+    with pytest.raises(nascompile.errors.InputShapeError, match=r"\(nested\) lists of tensors"):
+        nascompile.compile(model, (x, ["not a tensor"]), batch_dim=1)
+
+
+def test_the_example_compiles_from_the_command_line_and_prints_the_recurrent_genotype(tmp_path):
+    from conftest import EXAMPLES, run_cli
+
+    proc = run_cli("compile", str(EXAMPLES / "darts_rnn.py"), "-o", str(tmp_path / "rnn.onnx"), "--validate")
+    assert proc.returncode == 0, proc.stderr
+    assert "genotype: Genotype(recurrent=[(" in proc.stdout and "concat=range(1, 9))" in proc.stdout
+    assert "darts-rnn" in proc.stdout
+    export = run_cli("export", str(EXAMPLES / "darts_rnn.py"), "--format", "genotype", "--name", "SEARCHED")
+    assert export.returncode == 0, export.stderr
+    assert export.stdout.startswith("SEARCHED = Genotype(recurrent=[(")
