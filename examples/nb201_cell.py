@@ -4,7 +4,8 @@ Each cell has 4 nodes; every earlier node feeds every later one through an edge 
 skip_connect, nor_conv_1x1, nor_conv_3x3 and avg_pool_3x3 (the zero op `none` is the implicit last
 logit). A node sums *all* its incoming edges (`InputChoice(n_chosen=None)`), so the topology is fixed
 and only the op on each edge is searched. Cells share one set of alphas; stages are joined by
-ResNet reduction blocks.
+ResNet reduction blocks. The supernet decides as NAS-Bench-201's search code does
+(`decision_rules = "nb201"`): `none` is a real candidate, chosen where its logit is the largest.
 
     nascompile compile examples/nb201_cell.py -o nb201.onnx --validate
 """
@@ -60,6 +61,8 @@ class SearchCell(nn.Module):
 
 
 class NB201Network(nc.Supernet):
+    decision_rules = "nb201"  # NAS-Bench-201's own derivation: `none` choosable, every edge kept
+
     def __init__(self, c: int = 16, cells_per_stage: int = 1, n_classes: int = 10):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))

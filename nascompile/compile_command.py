@@ -48,7 +48,9 @@ def _print_summary(result, report, seconds: float, file) -> None:
     from .report import format_decisions
 
     decisions = result.decisions
-    lines = [f"rules: {result.choices.rules.line()}", f"decisions ({len(decisions)} choices):",
+    lines = [f"rules: {result.choices.rules.line()}",
+             *(f"skip-connect limit: {d.line()}" for d in result.choices.skip_limit),
+             f"decisions ({len(decisions)} choices):",
              *format_decisions(decisions),
              f"supernet: {result.lifted_ops} IR nodes ({result.lifted_choices} choices), {result.lifted_params:,} params",
              f"discrete: {ir_ops(result.graph)} ops, {count_params(result.graph):,} params"]

@@ -24,7 +24,7 @@ from .ir.graph import Graph
 from .passes import PIPELINE_O1, PassContext, run_pipeline
 from .progress import ProgressFn, StageEvent, stage
 from .reference import eval_mode, reference_outputs
-from .rules import resolve_rules
+from .rules import Chosen, get_rules, resolve_rules
 from .version import __version__
 
 DEFAULT_PIPELINE = PIPELINE_O1
@@ -180,7 +180,10 @@ class CompileResult:
         pipeline, the rule set, the decisions, the architecture description and its sha256 (read by `nascompile inspect`)."""
         from .export import onnx_metadata
 
-        rules = self.choices.rules.rules.name if self.choices.rules is not None else None
+        chosen = self.choices.rules
+        rules = None if chosen is None else chosen.rules.name + (
+            f" --max-skip-connects {chosen.skip_limit}"
+            if chosen.skip_limit not in (None, chosen.rules.skip_limit) else "")
         return onnx_metadata(self.description(), __version__, self.pipeline, rules)
 
     def to_onnx(self, opset: int | None = None, dynamic_batch: bool = True, dynamic_spatial: bool = False):
@@ -432,13 +435,15 @@ def compile(
     progress: ProgressFn | None = None,
     allow_no_choices: bool = False,
     batch_dim: int | None = None,
+    max_skip_connects: int | None = None,
 ) -> CompileResult:
     """Compile a supernet into a discrete IR graph.
 
     `pipeline` is a pass pipeline string (default: decisions, pruning, expansion, optimizations);
     `rules` names the decision rule set (`rules.py`; default: the model's `decision_rules` attribute, else
     the one of the family the lift recognized, `darts` when none); `rank` (the older `darts`/`logit`/`renorm`) picks the rule set of that name;
-    `max_final_edges` overrides the edges `finalize` keeps per node (default: the rule set's, 2 or all); `verify_each` checks every pass with the
+    `max_final_edges` overrides the edges `finalize` keeps per node (default: the rule set's, 2 or all);
+    `max_skip_connects` the skip_connect edges P-DARTS's limit allows per normal cell (`p-darts` only; default 2); `verify_each` checks every pass with the
     interpreter on `example_inputs`; `print_after` (pass names or {"all"}) sends the IR text after
     those passes to `printer(pass_name, text)`. `arch_params` maps keys to logits that replace the
     model's own (an NNI mutator's choices, `{"alphas_normal": matrix}` for DARTS; `frontend/arch_params.py`).
@@ -454,9 +459,12 @@ def compile(
     `batch_dim` is the dimension of the inputs and outputs that stays symbolic (default: the model's
     `batch_dim` attribute, else 0; 1 for sequence-first recurrent models, whose dim 0 is time).
     """
+    if rules is not None and max_skip_connects is not None:  # a flag the rule set lacks: refused before the lift
+        Chosen(get_rules(rules), "--rules").with_skip_limit(max_skip_connects)
     lifted = lift_model(model, example_inputs, recognizers, arch_params, progress, allow_no_choices, batch_dim)
     return compile_lifted(lifted, pipeline, max_final_edges, rank, rules=rules, verify_each=verify_each,
-                          print_after=print_after, printer=printer, arch=arch, near_tie=near_tie, progress=progress)
+                          print_after=print_after, printer=printer, arch=arch, near_tie=near_tie, progress=progress,
+                          max_skip_connects=max_skip_connects)
 
 
 def compile_lifted(
@@ -472,6 +480,7 @@ def compile_lifted(
     arch: Any = None,
     near_tie: float = NEAR_TIE,
     progress: ProgressFn | None = None,
+    max_skip_connects: int | None = None,
 ) -> CompileResult:
     """Run the pipeline on a clone of an already lifted supernet (`lift_model`); arguments as for `compile`."""
     graph = lifted.graph.clone()
@@ -483,7 +492,9 @@ def compile_lifted(
         pipeline = arch_pipeline(pipeline)
     with cyclic_gc_paused(), eval_mode(lifted.model):
         chosen = resolve_rules(graph, rules, rank, getattr(lifted.model, "decision_rules", None))
+        chosen = chosen.with_skip_limit(max_skip_connects)
         ctx = PassContext(max_final_edges=max_final_edges, rules=chosen.rules, example_inputs=inputs,
+                          max_skip_connects=max_skip_connects,
                           lifter=lifted.lifter, search_space=lifted.search_space, arch=arch)
         ctx.decisions.rules = chosen
         ctx.decisions.near_tie = near_tie

@@ -61,6 +61,7 @@ class LayerDecision:
     framework_pick: str | None = None  # what the family's code would likely pick among them
     dropped_at: list[str] = field(default_factory=list)  # instances whose edge was dropped
     dropped_by: list[str] = field(default_factory=list)  # what dropped them: input-choice labels, finalize nodes
+    excluded: list[str] = field(default_factory=list)  # candidates the rule set ruled out (P-DARTS's skip limit)
 
     @property
     def chosen_name(self) -> str:
@@ -145,6 +146,24 @@ class FinalizeDecision:
 
 
 @dataclass
+class SkipLimitDecision:
+    """P-DARTS's skip-connect limit in the normal cells that share one set of labels (`passes/skip_limit.py`)."""
+
+    cells: list[str]
+    limit: int
+    before: int  # kept skip_connect edges before the limit
+    after: int
+    removed: list[str]  # labels that lost skip_connect, in the order P-DARTS takes it
+    ties: list[str] = field(default_factory=list)  # real ties for the weakest skip, broken by edge order
+    framework_ties: list[str] = field(default_factory=list)  # ties of P-DARTS's float32 values only
+
+    def line(self) -> str:
+        cells = f"{self.cells[0]!r}" + (f" (+{len(self.cells) - 1} sharing its labels)" if len(self.cells) > 1 else "")
+        took = f"; skip_connect taken from {', '.join(map(repr, self.removed))}" if self.removed else ""
+        return f"normal cell {cells}: {self.before} kept skip_connect edges, at most {self.limit} allowed{took}"
+
+
+@dataclass
 class Decisions:
     """All decisions of one compile, keyed by label (layer and input choices) and node (finalize)."""
 
@@ -154,6 +173,7 @@ class Decisions:
     warnings: list[str] = field(default_factory=list)
     near_tie: float = NEAR_TIE  # the threshold `near_ties()` and `report()` use unless given another
     rules: Any = None  # rules.Chosen: the rule set that decided, and why it was chosen
+    skip_limit: list[SkipLimitDecision] = field(default_factory=list)  # P-DARTS's limit, per normal cell kind
 
     def to_nni(self) -> dict[str, Any]:
         """NNI's exported-architecture format."""
@@ -192,6 +212,7 @@ class Decisions:
                 tied = [d.edges[i].label for i in d.tie]
                 lines.append(f"finalize at {d.path or d.node!r}: edges {tied} tie at the cut; kept the lowest "
                              "positions")
+        lines += [line for d in self.skip_limit for line in d.ties]
         return lines + self.framework_ties()
 
     def rules_info(self) -> dict[str, Any] | None:
@@ -200,7 +221,7 @@ class Decisions:
             return None
         r = self.rules.rules
         return {"name": r.name, "framework": r.framework, "op": r.op, "rank": r.rank, "keep": r.keep,
-                "chosen_by": self.rules.source, "description": r.doc}
+                "max_skip_connects": self.rules.skip_limit, "chosen_by": self.rules.source, "description": r.doc}
 
     def framework_ties(self) -> list[str]:
         """One line per decision the family's own float32 code would leave to its tie order, though the
@@ -225,7 +246,7 @@ class Decisions:
                 kept = [i for i, e in enumerate(d.edges) if e.kept]
                 lines.append(f"finalize at {d.path or d.node!r}: {who}, where edges {d.framework_tie} tie at the cut; "
                              f"it would likely keep edges {d.framework_kept}; the exact ranks keep {kept}")
-        return lines
+        return lines + [line for d in self.skip_limit for line in d.framework_ties]
 
     def near_ties(self, threshold: float | None = None) -> list[str]:
         """One line per decision whose margin is below `threshold` without being an exact tie.
@@ -272,6 +293,7 @@ class Decisions:
             "finalize": [asdict(d) | {"cut_margin": d.cut_margin, "near_tie": is_near_tie(d.cut_margin, near_tie)}
                          for d in self.finalize.values()],
             "rules": self.rules_info(),
+            "skip_limit": [asdict(d) | {"summary": d.line()} for d in self.skip_limit],
             "ties": self.ties(),
             "framework_ties": self.framework_ties(),
             "near_tie_threshold": near_tie,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from .errors import UsageError
-from .options import compile_from_args, progress_for, tolerance, warn
+from .options import compile_from_args, integer_at_least, progress_for, tolerance, warn
 
 PRECISIONS = ("fp32", "fp16", "int8")
 GATES = ("min_top1_agreement", "max_abs", "min_cosine")
@@ -26,13 +26,7 @@ def fraction(text: str) -> float:
 
 
 def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+    return integer_at_least(text, 1)
 
 
 def add_precision_arguments(p: argparse.ArgumentParser) -> None:

@@ -3,7 +3,8 @@
     Genotype(normal=[(op, input), ...], normal_concat=range(2, 6), reduce=[...], reduce_concat=range(2, 6))
 
 As DARTS's `genotype()` writes it: for each cell node in order, its kept edges, strongest first (by the
-rank `finalize` used; ties keep the lower input first, as Python's stable sort does in DARTS), `input`
+rank `finalize` used; ties keep the lower input first, as Python's stable sort does in DARTS; in input
+order under rule sets whose code writes them so, P-DARTS's `parse_network`), `input`
 indexing the cell's states (0 and 1 the cell's inputs, 2 + k its node k); `*_concat` the states the
 cell's output concatenates, a `range` when contiguous (DARTS's `range(2, 6)`).
 
@@ -84,6 +85,11 @@ def _candidate_edges(node: CellNode, decisions: Decisions) -> list[tuple[bool, f
     return [(edge.kept, edge.rank if edge.key is None else edge.key) for edge in finalized.edges]
 
 
+def _gene_order(decisions: Decisions) -> str:
+    """"rank" (strongest first, DARTS's genotype()) or "input" (P-DARTS's parse_network), by the rule set."""
+    return getattr(getattr(decisions.rules, "rules", None), "gene_order", "rank")
+
+
 def _cell_gene(cell: Cell, decisions: Decisions) -> tuple[list[tuple[str, int]], Any] | None:
     """(gene, concat) of one cell, or None if it is not DARTS-shaped."""
     gene: list[tuple[str, int]] = []
@@ -100,8 +106,9 @@ def _cell_gene(cell: Cell, decisions: Decisions) -> tuple[list[tuple[str, int]],
             if j >= n_inputs and edge.source != len(cell.inputs) + j - n_inputs:
                 return None
         ranks = [candidates[j][1] for j in kept]
-        strongest_first = sorted(range(len(kept)), key=lambda i: (0, 0) if ranks[i] is None else (1, -ranks[i]))
-        gene += [(node.edges[i].op, kept[i]) for i in strongest_first]
+        order = range(len(kept)) if _gene_order(decisions) == "input" else \
+            sorted(range(len(kept)), key=lambda i: (0, 0) if ranks[i] is None else (1, -ranks[i]))
+        gene += [(node.edges[i].op, kept[i]) for i in order]
     if n_inputs is None or not cell.concat or min(cell.concat) < len(cell.inputs):
         return None
     concat = [n_inputs + c - len(cell.inputs) for c in cell.concat]

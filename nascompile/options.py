@@ -38,6 +38,22 @@ def tolerance(text: str) -> float:
     return value
 
 
+def integer_at_least(text: str, minimum: int) -> int:
+    """An int >= `minimum`: anything else is a usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+    return value
+
+
+def skip_count(text: str) -> int:
+    """An int >= 0 (--max-skip-connects)."""
+    return integer_at_least(text, 0)
+
+
 def opset(text: str) -> int:
     """An ONNX opset nascompile emits and tests (`opsets.py`)."""
     try:
@@ -91,6 +107,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"decision rule set: {', '.join(RULE_SETS)} (default: the recognized family's, else darts)")
     p.add_argument("--max-final-edges", type=int, default=None,
                    help="edges kept per aggregation node by finalize (default: the rule set's, 2 or all)")
+    p.add_argument("--max-skip-connects", type=skip_count, default=None, metavar="N",
+                   help="P-DARTS's limit: at most N skip_connect edges per normal cell (--rules p-darts; default 2)")
     p.add_argument("--rank", choices=("darts", "logit", "renorm"), default=None,
                    help="older spelling of --rules darts|logit|renorm")
     p.add_argument("--near-tie", type=tolerance, default=NEAR_TIE, metavar="MARGIN",
@@ -227,7 +245,8 @@ def compile_from_args(args: argparse.Namespace, ir_after: str | None = None, on_
                                print_after=print_after | ({ir_after} if ir_after else set()), printer=print_ir,
                                arch_params=arch_params, arch=args.arch, progress=progress_for(args),
                                near_tie=args.near_tie, allow_no_choices=args.allow_no_choices,
-                               batch_dim=getattr(args, "batch_dim", None))
+                               batch_dim=getattr(args, "batch_dim", None),
+                               max_skip_connects=args.max_skip_connects)
     ties = result.choices.ties() + result.choices.near_ties() if warn_ties else []
     for warning in result.warnings + ties:
         warn(args, warning)

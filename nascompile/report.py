@@ -135,6 +135,8 @@ def format_report(report: dict[str, Any]) -> str:
     if report.get("rules"):
         r = report["rules"]
         lines += [f"rules: {r['name']} ({r['framework']}; chosen by {r['chosen_by']}): {r['description']}", ""]
+    for entry in report.get("skip_limit") or []:
+        lines += [f"skip-connect limit: {entry['summary']}", ""]
     if report["layer_choices"]:
         lines += _layer_section(report["layer_choices"])
     if report["input_choices"]:

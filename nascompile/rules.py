@@ -47,15 +47,19 @@ class RuleSet:
     framework_values: str  # how that code computes what it compares: "float32 softmax", "raw logits", ...
     framework_tie: str = "lowest"  # "lowest" or "highest" position first among the framework's equal values
     doc: str = ""
+    skip_limit: int | None = None  # P-DARTS: at most this many skip_connect edges per normal cell
+    gene_order: str = "rank"  # a genotype node's edges: "rank" (strongest first, DARTS) or "input" (P-DARTS)
 
-    def describe(self) -> str:
+    def describe(self, skip_limit: int | None = None) -> str:
         keep = "keeps the k best edges per node" if self.keep == "top-k" else "keeps every edge"
         zero = "the zero op choosable" if self.op == "any" else "the zero op never chosen"
-        return f"{self.name} ({self.framework}: op = argmax of the logits, {zero}; rank {self.rank}; {keep})"
+        limit = self.skip_limit if skip_limit is None else skip_limit
+        skips = f"; at most {limit} skip_connect per normal cell" if limit is not None else ""
+        return f"{self.name} ({self.framework}: op = argmax of the logits, {zero}; rank {self.rank}; {keep}{skips})"
 
 
-def _rule(name, framework, op, rank, keep, values, tie="lowest", doc=""):
-    return RuleSet(name, framework, op, rank, keep, values, tie, doc)
+def _rule(name, framework, op, rank, keep, values, tie="lowest", doc="", **more):
+    return RuleSet(name, framework, op, rank, keep, values, tie, doc, **more)
 
 
 RULE_SETS: dict[str, RuleSet] = {r.name: r for r in (
@@ -80,11 +84,17 @@ RULE_SETS: dict[str, RuleSet] = {r.name: r for r in (
               "logits (the lift's edge_logits)"),
     _rule("fair-darts", "FairDARTS parse", "non-zero", "sigmoid", "top-k", "float32 sigmoid",
           doc="ops weighted by independent sigmoids: op = argmax of sigmoid(alpha), edges ranked by it"),
-    _rule("p-darts", "P-DARTS", "non-zero", "softmax", "top-k", "float32 softmax",
-          doc="the last stage decides as DARTS over the ops its switches kept (the lifted candidates); "
-              "its limit of 2 skip-connects per normal cell is not applied"),
-    _rule("drnas", "DrNAS", "non-zero", "softmax", "top-k", "float32 softmax",
-          doc="DARTS's rule over the candidates its pruning mask kept (the lifted candidates)"),
+    _rule("p-darts", "P-DARTS train_search.py", "non-zero", "softmax", "top-k", "float32 softmax", tie="highest",
+          doc="after the last stage: p = softmax over each edge's switched-on ops (the lifted candidates), none's "
+              "p zeroed; op = argmax of p; each node keeps its 2 edges of highest p[op]; then, in normal cells "
+              "only, while more than 2 kept edges are skip_connect, the weakest of them (lowest p[skip], the "
+              "first on ties) loses skip_connect and ops and edges are derived again (--max-skip-connects N); "
+              "genotype edges in input order", skip_limit=2, gene_order="input"),
+    _rule("drnas", "DrNAS genotype()", "any", "softmax", "top-k", "float32 softmax",
+          doc="DARTS-space genotype(): p = softmax over the candidates its pruning mask kept (the lifted "
+              "candidates); op = argmax of p over all of them (DrNAS's space has no `none`; one that has "
+              "it may choose it); each node keeps its k edges of highest p[op] (stable sort: lower input "
+              "first). Its NAS-Bench-201 genotype() decides as `nb201`"),
     _rule("darts-rnn", "DARTS recurrent genotype()", "non-zero", "softmax", "top-k", "float32 softmax",
           doc="per node: the predecessor whose best non-none p (softmax over the row, none included) is highest "
               "(one kept: the lift's input choice has n_chosen=1; stable sort: lower predecessor first), then "
@@ -118,9 +128,20 @@ class Chosen:
 
     rules: RuleSet
     source: str  # "--rules", "--rank", "family 'archai'", "default"
+    skip_limit: int | None = None  # P-DARTS's limit in force: the rule set's, or --max-skip-connects
 
     def line(self) -> str:
-        return f"{self.rules.describe()}; chosen by {self.source}"
+        return f"{self.rules.describe(self.skip_limit)}; chosen by {self.source}"
+
+    def with_skip_limit(self, limit: int | None) -> "Chosen":
+        """This choice with `limit` (--max-skip-connects) in force, the rule set's own when None; refused for a
+        rule set without P-DARTS's limit."""
+        if limit is not None and self.rules.skip_limit is None:
+            raise ChoiceError(f"--max-skip-connects is P-DARTS's skip-connect limit; the {self.rules.name} rule set "
+                              "has none (use it with --rules p-darts)")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise ChoiceError(f"--max-skip-connects must be an int >= 0, got {limit!r}")
+        return Chosen(self.rules, self.source, self.rules.skip_limit if limit is None else limit)
 
 
 def graph_families(graph) -> dict[str, list[str]]:

@@ -9,8 +9,9 @@ Hand-computed cases, one node of three edges (A, B, C), two candidates `a`, `b` 
                        choosable)
     C     [4, 1, 15]   a  (none ...)  4/20 = .2      ln 4     4/5      .2 x .8 = .16
 
-Keeping one edge: darts, nni2, p-darts, drnas keep A; archai, logit, nni3, fair-darts keep B; renorm and
-pc-darts keep C; nb201 and gdas keep every edge and choose `none` on B and C.
+Keeping one edge: darts, nni2, p-darts keep A; archai, logit, nni3, fair-darts keep B; renorm and
+pc-darts keep C; nb201 and gdas keep every edge and choose `none` on B and C; drnas chooses `none` on B
+and C too (DrNAS's genotype() takes the argmax over every candidate) and keeps C (p[none] = 15/20).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def kept(record) -> str:
 
 
 @pytest.mark.parametrize("rules, expected", [
-    ("darts", "A"), ("nni2", "A"), ("p-darts", "A"), ("drnas", "A"),
+    ("darts", "A"), ("nni2", "A"), ("p-darts", "A"),
     ("archai", "B"), ("logit", "B"), ("nni3", "B"), ("fair-darts", "B"),
     ("renorm", "C"), ("pc-darts", "C"),
 ])
@@ -80,6 +81,19 @@ def test_each_rule_set_keeps_its_own_best_edge(rules, expected):
     decisions, record = decide(node_text(HAND, betas=BETAS), rules, k=1)
     assert kept(record) == expected
     assert decisions.to_nni() == {label: ("a" if label == expected else []) for label in "ABC"}
+
+
+def test_drnas_takes_the_argmax_over_every_candidate_and_ranks_by_it():
+    # DrNAS's DARTS-space genotype(): k_best over all of W[j] (its PRIMITIVES has no `none`), edges by max(W[x])
+    decisions, record = decide(node_text(HAND), "drnas", k=1)
+    assert {label: d.chosen_name for label, d in decisions.layer.items()} == {"A": "a", "B": "none", "C": "none"}
+    assert kept(record) == "C" and [e.rank for e in record.edges] == pytest.approx([0.5, 0.5, 0.75])
+    without_none = {label: values[:2] for label, values in HAND.items()}  # DrNAS's own space: no zero op
+    text = node_text(without_none).replace('["a", "b", "none"]', '["a", "b"]').replace("f32[3]", "f32[2]") \
+        .replace(', "m.b", null]', ', "m.b"]').replace(", zero=2", "")
+    for rules in ("drnas", "darts"):  # A: 2/3, B: 9/12, C: 4/5, all choosing a
+        decisions, record = decide(text, rules, k=1)
+        assert kept(record) == "C" and {d.chosen_name for d in decisions.layer.values()} == {"a"}
 
 
 def test_pc_darts_ranks_are_the_products_with_the_betas():

@@ -29,7 +29,8 @@ def test_nb201_rules_choose_none_and_the_onnx_validates(tmp_path):
 
 
 def test_nb201_arch_string_under_darts_rules_matches_the_decisions():
-    result = nascompile.compile(nb201.build(), nb201.example_inputs(), pipeline="darts-choice,finalize,expand")
+    result = nascompile.compile(nb201.build(), nb201.example_inputs(), pipeline="darts-choice,finalize,expand",
+                                rules="darts")
     d = result.decisions
     expected = "+".join("|" + "|".join(f"{d[f'edge_{j}_{i}']}~{i}" for i in range(j)) + "|" for j in (1, 2, 3))
     assert result.arch_string == expected and "none" not in expected

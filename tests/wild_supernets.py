@@ -4,7 +4,7 @@ the patterns, not their code): used by tests/test_wild_lift.py.
 Each keeps the trait that used to defeat the lift: defaulted non-tensor forward arguments, a shape
 query on the logits, other attribute names for the op list, an inline mixture in a cell, a mixed op
 reached through another method, partial channels with a channel shuffle, an auxiliary term, PC-DARTS
-edge normalization, P-DARTS switches, a dict of op-name lists per cell type, and Gumbel sampling.
+edge normalization, P-DARTS switches (and a whole last-stage P-DARTS network), a dict of op-name lists per cell type, and Gumbel sampling.
 """
 
 from __future__ import annotations
@@ -391,6 +391,74 @@ class PerEdgeNetwork(nn.Module):
 
     def forward(self, x):
         return self.cell(self.stem(x), F.softmax(self.alphas_normal, dim=-1))
+
+
+# --- 6b. a P-DARTS last-stage search network: per-edge switches, normal and reduction cells -------------
+class PDartsMixedOp(nn.Module):
+    """P-DARTS's mixed op: only the switched-on primitives are built; the weights are theirs, in order."""
+
+    def __init__(self, c, stride, switch):
+        super().__init__()
+        self.m_ops = nn.ModuleList(make_op(p, c, stride) for p, on in zip(PRIMITIVES, switch) if on)
+
+    def forward(self, x, weights):
+        return sum(w * op(x) for w, op in zip(weights, self.m_ops))
+
+
+class PDartsCell(nn.Module):
+    def __init__(self, c_pp, c_p, c, reduction, reduction_prev, switches, steps=4):
+        super().__init__()
+        self.reduction = reduction
+        self.steps = steps
+        self.preprocess0 = ConvBN(c_pp, c, 1, 2 if reduction_prev else 1)
+        self.preprocess1 = ConvBN(c_p, c, 1)
+        self.cell_ops = nn.ModuleList()
+        count = 0
+        for i in range(steps):
+            for j in range(2 + i):
+                self.cell_ops.append(PDartsMixedOp(c, 2 if reduction and j < 2 else 1, switches[count]))
+                count += 1
+
+    def forward(self, s0, s1, weights):
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        offset = 0
+        for _ in range(self.steps):
+            s = sum(self.cell_ops[offset + j](h, weights[offset + j]) for j, h in enumerate(states))
+            offset += len(states)
+            states.append(s)
+        return torch.cat(states[-4:], dim=1)
+
+
+class PDartsNetwork(nn.Module):
+    """Cells N, R, R, N (P-DARTS puts reductions at layers // 3 and 2 * layers // 3); `switches_*` are the
+    last stage's: one row of PRIMITIVES flags per edge. Alphas have one column per switched-on op."""
+
+    def __init__(self, switches_normal, switches_reduce, c=4, layers=4):
+        super().__init__()
+        self.switches_normal, self.switches_reduce = switches_normal, switches_reduce
+        self.stem = nn.Sequential(nn.Conv2d(3, 3 * c, 3, padding=1, bias=False), nn.BatchNorm2d(3 * c))
+        c_pp, c_p, c_cur = 3 * c, 3 * c, c
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            c_cur = c_cur * 2 if reduction else c_cur
+            self.cells.append(PDartsCell(c_pp, c_p, c_cur, reduction, reduction_prev,
+                                         switches_reduce if reduction else switches_normal))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, 4 * c_cur
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_p, 10)
+        n_ops = sum(switches_normal[0])
+        self.alphas_normal = nn.Parameter(1e-3 * torch.randn(14, n_ops))
+        self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(14, n_ops))
+
+    def forward(self, x):
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            weights = F.softmax(self.alphas_reduce if cell.reduction else self.alphas_normal, dim=-1)
+            s0, s1 = s1, cell(s0, s1, weights)
+        return self.classifier(self.pool(s1).flatten(1))
 
 
 # --- 7. stochastic search forwards ----------------------------------------------------------------------

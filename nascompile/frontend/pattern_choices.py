@@ -122,7 +122,8 @@ class PatternChoices:
         logits = full if len(indices) == full.numel() else full[indices]
         source = self._unique(common_path(paths) or cx.where)
         attrs = {"label": element.logits.label, "candidates": names, "modules": paths,
-                 "zero": names.index("none") if "none" in names else None, "family": self._family(element.fn, names)}
+                 "zero": names.index("none") if "none" in names else None,
+                 "family": self._family(element.fn, names, how)}
         if element.fn != "softmax":
             attrs["weighting"] = element.fn
         node = cx.graph.add_op("layer_choice", [x.node for x in inputs], name=source, attrs=attrs,
@@ -240,9 +241,11 @@ class PatternChoices:
         return f"{path}#{k}"
 
     @staticmethod
-    def _family(fn: str, names: list[str]) -> str:
+    def _family(fn: str, names: list[str], how: str = "") -> str:
         if fn == "sigmoid":
             return "fair-darts"
+        if how.endswith("over PRIMITIVES"):  # names from P-DARTS's switches (names.py): its per-edge op lists
+            return "p-darts"
         if set(names) <= NB201_OPS and "nor_conv_3x3" in names:
             return "nb201"
         return "darts"

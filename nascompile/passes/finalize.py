@@ -10,6 +10,10 @@ space). `max_final_edges` defaults to 2 for the rule sets that keep the best edg
 for those that keep all (NAS-Bench-201's).
 
 Sums made by `darts-choice` from input choices are skipped: their input choice already decided them.
+
+With a skip-connect limit (the `p-darts` rule set's 2, `max_skip_connects=N` / `--max-skip-connects N`),
+P-DARTS's limit first takes `skip_connect` from the normal-cell edges it would, re-choosing their op
+(`skip_limit.py`); the edges are then ranked and kept as above.
 """
 
 from __future__ import annotations
@@ -21,14 +25,14 @@ from ..ir.interpreter import Overlay
 from .manager import PassContext, PassResult, register_pass
 from .darts_choice import layer_rank
 from .ranking import RANK_ALIASES, RANK_CONVENTIONS, Rank, check_logits, framework_top_k, top_k
+from .skip_limit import layer_choice_of, limit_skip_connects
 
 
 def _ranked_edge(graph: Graph, producer: str, rank: str) -> tuple[str, Rank] | None:
     """(label, rank) when `producer` is a layer choice (or an `edge` term ranked by one), None for a
     required edge."""
-    if graph.op(producer) == "edge":
-        producer = graph.inputs(producer)[1]
-    if graph.op(producer) != "layer_choice":
+    producer = layer_choice_of(graph, producer)
+    if producer is None:
         return None
     attrs = graph.attrs(producer)
     if attrs.get("chosen") is None:
@@ -39,7 +43,8 @@ def _ranked_edge(graph: Graph, producer: str, rank: str) -> tuple[str, Rank] | N
 
 
 @register_pass("finalize")
-def finalize(graph: Graph, ctx: PassContext, max_final_edges: int | None = None, rank: str | None = None) -> PassResult:
+def finalize(graph: Graph, ctx: PassContext, max_final_edges: int | None = None, rank: str | None = None,
+             max_skip_connects: int | None = None) -> PassResult:
     k = ctx.max_final_edges if max_final_edges is None else max_final_edges
     if k is None:
         k = 2 if ctx.rules.keep == "top-k" else None
@@ -50,6 +55,11 @@ def finalize(graph: Graph, ctx: PassContext, max_final_edges: int | None = None,
     if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
         raise ChoiceError(f"max_final_edges must be a positive int, got {k!r}")
     overlay = Overlay()
+    limit = next((x for x in (max_skip_connects, ctx.max_skip_connects, ctx.rules.skip_limit) if x is not None), None)
+    if limit is not None:
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            raise ChoiceError(f"max_skip_connects must be an int >= 0, got {limit!r}")
+        limit_skip_connects(graph, ctx, overlay, rank, k, limit)  # P-DARTS: may re-choose normal-cell ops
     for node in graph.nodes_of("sum"):
         if "choice" in graph.attrs(node):
             continue

@@ -45,6 +45,7 @@ class PassContext:
 
     max_final_edges: int | None = None  # None: the rule set's (2 for top-k rules, every edge for keep-all ones)
     rank: str | None = None  # None: the rule set's rank
+    max_skip_connects: int | None = None  # None: the rule set's skip-connect limit (P-DARTS's 2; most have none)
     rules: RuleSet = RULE_SETS["darts"]
     decisions: Decisions = field(default_factory=Decisions)
     example_inputs: tuple | None = None

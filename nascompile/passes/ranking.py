@@ -87,8 +87,8 @@ def log_prob(values: list[float], i: int) -> float:
     return (values[i] - m) - math.log1p(rest)
 
 
-def allowed_slots(n: int, zero: int | None, op_rule: str) -> list[int]:
-    return [i for i in range(n) if op_rule == "any" or i != zero]
+def allowed_slots(n: int, zero: int | None, op_rule: str, exclude: tuple[int, ...] = ()) -> list[int]:
+    return [i for i in range(n) if (op_rule == "any" or i != zero) and i not in exclude]
 
 
 def framework_values(logits: torch.Tensor, zero: int | None, values: str) -> list[float]:
@@ -115,12 +115,14 @@ def framework_pick(values: list[float], slots: list[int], tie: str) -> tuple[lis
 
 
 def choose(logits: torch.Tensor, zero: int | None, label: str, where: str = "", op_rule: str = "non-zero",
-           values: str = "float32 softmax", tie: str = "lowest") -> Choice:
-    """The op of one layer choice: the exact argmax of the logits over the allowed slots."""
+           values: str = "float32 softmax", tie: str = "lowest", exclude: tuple[int, ...] = ()) -> Choice:
+    """The op of one layer choice: the exact argmax of the logits over the allowed slots (less `exclude`,
+    the slots a rule set has ruled out: P-DARTS's removed skip-connects)."""
     check_logits(logits, label, where)
-    slots = allowed_slots(logits.numel(), zero, op_rule)
+    slots = allowed_slots(logits.numel(), zero, op_rule, exclude)
     if not [i for i in slots if i != zero]:
-        raise ChoiceError(f"layer choice {label!r} has only the zero op as candidate")
+        raise ChoiceError(f"layer choice {label!r} has only the zero op as candidate"
+                          + (" once the rule set's exclusions are left out" if exclude else ""))
     x = as64(logits).tolist()
     order = sorted(slots, key=lambda i: -x[i])  # stable: ties keep the lowest index first
     exact_tie = [i for i in slots if x[i] == x[order[0]]]
