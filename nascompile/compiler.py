@@ -461,10 +461,11 @@ def compile(
     """
     if rules is not None and max_skip_connects is not None:  # a flag the rule set lacks: refused before the lift
         Chosen(get_rules(rules), "--rules").with_skip_limit(max_skip_connects)
-    lifted = lift_model(model, example_inputs, recognizers, arch_params, progress, allow_no_choices, batch_dim)
-    return compile_lifted(lifted, pipeline, max_final_edges, rank, rules=rules, verify_each=verify_each,
-                          print_after=print_after, printer=printer, arch=arch, near_tie=near_tie, progress=progress,
-                          max_skip_connects=max_skip_connects)
+    with eval_mode(model):  # one walk of the module tree for the whole compile
+        lifted = lift_model(model, example_inputs, recognizers, arch_params, progress, allow_no_choices, batch_dim)
+        return compile_lifted(lifted, pipeline, max_final_edges, rank, rules=rules, verify_each=verify_each,
+                              print_after=print_after, printer=printer, arch=arch, near_tie=near_tie,
+                              progress=progress, max_skip_connects=max_skip_connects)
 
 
 def compile_lifted(

@@ -1,12 +1,17 @@
-"""Fast walks over a module tree.
+"""Fast walks over a module tree, and the one walk a compile makes.
 
 `nn.Module.modules()` and `parameters()` are recursive generators: each module costs a step per level of
 depth, and a DARTS supernet holds thousands of candidate modules. These walks use an explicit stack.
+A compile needs two facts about every module (is it in training mode? does it have forward hooks?);
+`eval_mode` gathers both in one walk and keeps them while it is active, so the lift, the passes and the
+reference read them instead of walking again.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -30,3 +35,53 @@ def weights(root: nn.Module) -> Iterator[torch.Tensor]:
     for module in submodules(root):
         yield from (p for p in module._parameters.values() if p is not None)
         yield from (b for b in module._buffers.values() if b is not None and b.is_floating_point())
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What one walk found: the modules in training mode, and whether any module has forward hooks."""
+
+    training: tuple[nn.Module, ...]
+    hooked: bool
+
+
+def survey(root: nn.Module) -> Survey:
+    training: list[nn.Module] = []
+    hooked = False
+    for module in submodules(root):
+        if module.training:
+            training.append(module)
+        if module._forward_hooks or module._forward_pre_hooks:
+            hooked = True
+    return Survey(tuple(training), hooked)
+
+
+_ACTIVE: dict[int, Survey] = {}  # id(model) -> its survey, while an `eval_mode` of it is active
+
+
+def active_survey(model: nn.Module) -> Survey | None:
+    """The survey of `model` taken by the `eval_mode` now active for it (None outside one)."""
+    return _ACTIVE.get(id(model))
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put `model` in eval mode for the duration, restoring every module's own flag afterwards.
+
+    Only modules in training mode are touched (a supernet holds thousands of candidate modules, usually
+    all in eval mode already). Nested inside an active `eval_mode` of the same model it does nothing:
+    a compile walks the module tree once, not once per stage.
+    """
+    if id(model) in _ACTIVE:
+        yield model
+        return
+    found = survey(model)
+    if found.training:
+        model.eval()
+    _ACTIVE[id(model)] = Survey((), found.hooked)
+    try:
+        yield model
+    finally:
+        del _ACTIVE[id(model)]
+        for module in found.training:
+            module.training = True

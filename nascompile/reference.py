@@ -6,8 +6,7 @@ supernet's own modules and weights, in eval mode. The emitted model must match i
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -15,24 +14,9 @@ from torch import nn
 
 from .frontend.convert import flatten_outputs
 from .frontend.recognizers import ChoiceLifter
-from .module_tree import submodules
+from .module_tree import eval_mode
 
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put `model` in eval mode for the duration, restoring every module's own flag afterwards.
-
-    Only modules in training mode are touched (a supernet holds thousands of candidate modules, usually
-    all in eval mode already), so a model in eval mode costs one walk over its modules.
-    """
-    training = [m for m in submodules(model) if m.training]
-    if training:
-        model.eval()
-    try:
-        yield model
-    finally:
-        for module in training:
-            module.training = True
+__all__ = ["eval_mode", "reference_outputs"]
 
 
 @torch.no_grad()

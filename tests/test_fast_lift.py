@@ -265,3 +265,52 @@ def test_a_chain_is_named_as_a_trace_names_it():
     result = compiled(lambda i: Wraps())
     sources = {result.graph.meta(n).get("source") for n in result.graph.nodes_of("conv2d")}
     assert sources == {f"edges.{i}.candidates.op.op.1" for i in range(4)}
+
+
+def test_a_compile_walks_the_module_tree_once(monkeypatch):
+    """eval mode and the hook check share one walk (`module_tree.survey`), for the lift and the passes."""
+    from nascompile import module_tree
+
+    model = Net().train()
+    walks = []
+    real = module_tree.submodules
+    monkeypatch.setattr(module_tree, "submodules", lambda root: walks.append(root) or real(root))
+    result = nascompile.compile(model, (torch.randn(1, 2, 4, 4),))
+    assert walks == [model]
+    assert result.decisions and all(m.training for m in model.modules())  # every flag restored
+
+
+def test_nested_eval_mode_keeps_the_outer_one_and_restores_on_exit():
+    model = Net().train()
+    model.choice.candidates["conv"].eval()
+    with eval_mode(model):
+        with eval_mode(model):
+            assert not any(m.training for m in model.modules())
+        assert not any(m.training for m in model.modules())  # the inner exit restores nothing
+    assert model.training and not model.choice.candidates["conv"].training
+    assert model.choice.candidates["seq"].training
+
+
+def test_a_draw_is_named_by_module_although_the_lift_watches_the_generators_once():
+    class Noisy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Sequential()
+
+        def forward(self, x):
+            return x + torch.rand(1).item()
+
+    class Outer(Net):
+        def __init__(self):
+            super().__init__()
+            self.noisy = Noisy()
+
+        def forward(self, x):
+            return self.noisy(self.choice(x))
+
+    import pytest
+
+    from nascompile.errors import TraceError
+
+    with pytest.raises(TraceError, match=r"cannot lift module 'noisy': its forward draws random numbers"):
+        lift(Outer(), (torch.randn(1, 2, 4, 4),))

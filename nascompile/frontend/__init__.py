@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import InputShapeError, TraceError
 from ..ir.graph import Graph
 from ..ir.verify import verify_graph
-from ..module_tree import submodules
+from ..module_tree import active_survey, submodules
 from .arch_params import ArchParams, as_arch_params, load_alphas
 from .concrete import Tainted
 from .convert import Converter, V, flatten_outputs, needs_placeholder
@@ -26,7 +26,7 @@ from .mixed_op import MixedOpCall, MixedOpRecognizer
 from .modules import _MODULES, convert_module
 from .recognizers import ChoiceLifter, Recognizer, default_recognizers, register_recognizer
 from .scopes import lift_module
-from .tracer import ScopeTracer, bind_call
+from .tracer import DrawDuringLift, ScopeTracer, bind_call, watch_whole_lift
 
 # The built-in families register on import, here, before any user code can: a user's recognizer is asked first.
 from . import archai_supergraph, darts_reference, nn_choices, nni_classic  # noqa: E402  isort: skip
@@ -64,10 +64,18 @@ def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor], recognizers: 
     refuse_hooks(model, lifter)
     nested = unflatten_inputs(tuple(example_inputs), input_structure)
     binding = _bind_root(model, nested)
-    trace = ScopeTracer(model, "", binding).run()
-    lifter.note_specializations(trace.specializations)
-    roots = _root_inputs(cx, binding, input_structure) if input_structure is not None else None
-    outputs = flatten_outputs(cx.convert(trace.graph, inputs=roots))
+    try:
+        with watch_whole_lift():
+            outputs = _trace_and_convert(cx, model, binding, input_structure)
+    except DrawDuringLift:  # something drew from a generator: lift again watching each trace, to name it
+        again = Graph()
+        again.graph["root"] = model
+        retry = Converter(again, model, "", ChoiceLifter(lifter.recognizers, lifter.arch_params))
+        retry.example_inputs = cx.example_inputs
+        _trace_and_convert(retry, model, binding, input_structure)
+        raise TraceError(f"cannot lift {type(model).__name__}: its forward draws random numbers (torch, Python's "
+                         "`random` or numpy) outside the code nascompile traces; a compiled network cannot depend "
+                         "on a draw") from None
     graph.add_op("output", [cx.operand(value).node for value in outputs], name="output")
     cx.record_input_meta(tuple(example_inputs))
     graph.graph["specializations"] = [str(s) for s in lifter.specializations]
@@ -94,6 +102,13 @@ def _nest(raw: Any, values: Any) -> Any:
     if isinstance(raw, (list, tuple)):
         return type(raw)(_nest(r, values) for r in raw)
     return next(values)
+
+
+def _trace_and_convert(cx: Converter, model: nn.Module, binding: Any, input_structure: Any) -> list:
+    trace = ScopeTracer(model, "", binding).run()
+    cx.choice_lifter.note_specializations(trace.specializations)
+    roots = _root_inputs(cx, binding, input_structure) if input_structure is not None else None
+    return flatten_outputs(cx.convert(trace.graph, inputs=roots))
 
 
 class _Placeholder:
@@ -123,8 +138,9 @@ def refuse_hooks(model: nn.Module, lifter: ChoiceLifter) -> None:
     if _global_hooks():
         raise TraceError("global forward hooks are registered (torch.nn.modules.module.register_module_forward_hook);"
                          " fx does not run them on leaf layers, so remove them before compiling")
-    if not any(_has_hooks(module) for module in submodules(model)):  # the common case, in one cheap walk
-        return
+    known = active_survey(model)  # taken by the compile's eval_mode: no second walk
+    if not (known.hooked if known is not None else any(_has_hooks(m) for m in submodules(model))):
+        return  # the common case
     for path, module in model.named_modules():
         if not _has_hooks(module):
             continue

@@ -18,9 +18,10 @@ passes. So, unlike `torch.fx.symbolic_trace`:
 from __future__ import annotations
 
 import collections
+import contextlib
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -351,29 +352,69 @@ class _shallow_walks:
 class _no_sampling:
     """Refuse a forward that draws from torch's, Python's or numpy's generator while it is traced
     (`torch.rand(2)` runs right away; SETN-style `random.choice(self.edges[key])`): the traced graph
-    would be one random sample."""
+    would be one random sample.
+
+    Reading the three generators' states costs about a millisecond, so the lift watches them once around
+    all its traces (`watch_whole_lift`); only when that sees a draw does it lift again watching each
+    trace, to name the module and raise. A trace outside such a watch watches itself.
+    """
+
+    whole_lift_watched = False
 
     def __init__(self, where: str):
         self.where = where
+        self.state: Any = None
 
     def __enter__(self):
-        import random
-
-        self.state = random.getstate()
-        self.numpy = _numpy_state()
-        self.torch = torch.random.get_rng_state()
+        if not _no_sampling.whole_lift_watched:
+            self.state = _generator_states()
         return self
 
     def __exit__(self, exc_type, *exc_info):
-        import random
-
-        if exc_type is None and (random.getstate() != self.state or not _same_numpy_state(self.numpy)
-                                 or not torch.equal(torch.random.get_rng_state(), self.torch)):
+        if exc_type is None and self.state is not None and not _same_generator_states(self.state):
             raise TraceError(f"cannot lift module {self.where!r}: its forward draws random numbers (torch, Python's "
                              "`random` or numpy: it samples noise or a path of the supernet); a compiled network "
                              "cannot depend on a draw. Compile the deterministic network the search derives (a "
                              "forward without sampling, e.g. the mode that mixes or takes the argmax)")
         return False
+
+
+class DrawDuringLift(Exception):
+    """A generator's state changed during a lift watched as a whole: lift again watching each trace."""
+
+
+@contextlib.contextmanager
+def watch_whole_lift() -> Iterator[None]:
+    """One generator-state check around a whole lift instead of one per trace (see `_no_sampling`)."""
+    if _no_sampling.whole_lift_watched:  # already watched from outside
+        yield
+        return
+    before = _generator_states()
+    _no_sampling.whole_lift_watched = True
+    try:
+        yield
+    except Exception:
+        if not _same_generator_states(before):  # the draw is the first fault; it may have caused this one
+            raise DrawDuringLift from None
+        raise
+    finally:
+        _no_sampling.whole_lift_watched = False
+    if not _same_generator_states(before):
+        raise DrawDuringLift
+
+
+def _generator_states() -> tuple:
+    import random
+
+    return random.getstate(), _numpy_state(), torch.random.get_rng_state()
+
+
+def _same_generator_states(before: tuple) -> bool:
+    import random
+
+    python, numpy, torch_state = before
+    return (random.getstate() == python and _same_numpy_state(numpy)
+            and torch.equal(torch.random.get_rng_state(), torch_state))
 
 
 def _numpy_state() -> Any:
