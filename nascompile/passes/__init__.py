@@ -8,7 +8,7 @@ from .manager import PassContext, PassResult, available_passes, parse_pipeline, 
 
 _PASS_MODULES = ("darts_choice", "apply_arch", "finalize", "dce", "expand", "infer_shapes", "fold_constants", "simplify",
                  "eliminate_zeros", "eliminate_identities", "merge_sums", "cse", "fold_batch_norm",
-                 "fold_pool_batch_norm", "slice_as_conv", "fuse_cat_convs", "split_cat_convs")
+                 "fold_pool_batch_norm", "slice_as_conv", "fuse_cat_convs", "split_cat_convs", "one_tap_conv")
 
 #: Decisions and lowering to primitive ops, without optimizations (-O0).
 PIPELINE_O0 = "darts-choice,finalize,dce,expand,dce,infer-shapes"
