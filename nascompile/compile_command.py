@@ -29,6 +29,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=opset, default=None,
                    help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default {DEFAULT_OPSET})")
     p.add_argument("--static-batch", action="store_true", help="fix the batch dimension instead of leaving it symbolic")
+    p.add_argument("--fixed-length", action="store_true",
+                   help="a recurrent model: unroll its time loop at the example's sequence length instead of one ONNX "
+                        "Scan over any length (the default where the loop is proven step-invariant)")
     add_precision_arguments(p)
     p.set_defaults(run=run_compile)
 
@@ -59,6 +62,8 @@ def _print_summary(result, report, seconds: float, file) -> None:
         lines.append(f"genotype: {result.genotype}")
     if result.arch_string is not None:
         lines.append(f"NAS-Bench-201 arch string: {result.arch_string}")
+    if result.loop_note is not None:
+        lines.append(f"time loop: {result.loop_note}")
     if report.validation is not None:
         lines.append(report.validation.summary())
     if report.accuracy is not None:
@@ -77,7 +82,8 @@ def run_compile(args: argparse.Namespace) -> int:
         report = result.save(args.output, decisions_path=args.decisions,
                              validate=args.device if args.validate else None, opset=args.opset,
                              dynamic_batch=not args.static_batch, batch_sizes=sizes, atol=args.atol, rtol=args.rtol,
-                             progress=progress_for(args), **save_options(args, result))
+                             progress=progress_for(args), fixed_length=True if args.fixed_length else None,
+                             **save_options(args, result))
     if not args.quiet:  # the summary is a result (stdout), unless the model itself went to stdout (-o -)
         _print_summary(result, report, time.perf_counter() - start, sys.stderr if args.output == STDOUT else sys.stdout)
     return 0

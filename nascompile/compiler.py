@@ -85,6 +85,7 @@ class CompileResult:
     lifted: Graph  # the IR right after the lift, every choice undecided (tensors shared with the model)
     timings: dict[str, float] = field(default_factory=dict)
     architecture: Any = None  # arch.Architecture: the derived cells (recorded by `expand`)
+    loop_note: str | None = None  # how `save` emitted a recurrent time loop (`time_loop`)
 
     def __repr__(self) -> str:  # the generated one would print the whole supernet and both graphs
         return (f"<CompileResult of {type(self.model).__name__}: {len(self.decisions)} decisions, "
@@ -186,14 +187,74 @@ class CompileResult:
             if chosen.skip_limit not in (None, chosen.rules.skip_limit) else "")
         return onnx_metadata(self.description(), __version__, self.pipeline, rules)
 
-    def to_onnx(self, opset: int | None = None, dynamic_batch: bool = True, dynamic_spatial: bool = False):
+    def to_onnx(self, opset: int | None = None, dynamic_batch: bool = True, dynamic_spatial: bool = False,
+                loop: Any = None):
         """The discrete network as an `onnx.ModelProto`, weights inherited from the supernet.
 
-        `dynamic_spatial`: the inputs' height and width are symbolic too (validated at two sizes by `save`)."""
+        `dynamic_spatial`: the inputs' height and width are symbolic too (validated at two sizes by `save`).
+        `loop` (from `time_loop()`): the unrolled time steps become one ONNX Scan over a symbolic length."""
         from .backend import DEFAULT_OPSET, to_onnx
 
         return to_onnx(self.graph, opset=opset or DEFAULT_OPSET, dynamic_batch=dynamic_batch, batch_dim=self.batch_dim,
+                       loop=loop,
                        dynamic_spatial=dynamic_spatial, metadata=self.metadata(), name=type(self.model).__name__)
+
+    def time_loop(self, fixed_length: bool | None = None) -> tuple[Any, tuple | None]:
+        """The proven time loop for a Scan and the example inputs of the second length it was proven at, or
+        (None, None) for a file unrolled at the example's length (`loop_note` says why).
+
+        `fixed_length=True` unrolls; False demands a Scan (LoweringError naming why it cannot be proven); None
+        (default) makes a Scan where a recurrent loop is found and proven, else unrolls. The proof: the unrolled
+        steps match node for node (`backend/loops.py`), and a second compile at another length has the same
+        decisions, the same body and the same graph around the loop."""
+        from .backend.loops import find_time_loop, same_loop
+        from .errors import LoweringError
+
+        if fixed_length:
+            self.loop_note = "unrolled at the example's length (fixed length asked for)"
+            return None, None
+        loop, why = find_time_loop(self.graph)
+        if loop is not None and loop.length >= 2:
+            second_inputs = self._inputs_at_length(loop, loop.length + 1)
+            second = compile(self.model, second_inputs, pipeline=self.pipeline, rules=self.choices.rules.rules.name
+                             if self.choices.rules is not None else None, batch_dim=self.batch_dim)
+            loop2, why = find_time_loop(second.graph)
+            if loop2 is not None:
+                why = same_loop(self.graph, loop, second.graph, loop2) or (
+                    "" if second.decisions == self.decisions else "the decisions differ at another length")
+            if not why:
+                self.loop_note = f"one ONNX Scan over the time steps (proven at lengths {loop.length} and {loop2.length})"
+                from .inputs import flatten_inputs
+
+                return loop, flatten_inputs(second_inputs)[0]
+        elif loop is not None:
+            why = "a sequence of one step proves nothing about the others"
+        if fixed_length is False:
+            raise LoweringError(f"cannot emit the time loop as an ONNX Scan for a dynamic length: {why}; compile "
+                                "with --fixed-length (fixed_length=True) to unroll it at the example's length")
+        self.loop_note = None if loop is None and why.startswith("no ") else \
+            f"unrolled at the example's length: the time loop could not be proven step-invariant ({why})"
+        return None, None
+
+    def _inputs_at_length(self, loop: Any, length: int) -> tuple:
+        """The example inputs with the loop's time dimension (dim 0 of the inputs its sequence comes from) at `length`."""
+        import networkx as nx
+
+        from .inputs import unflatten_inputs
+
+        before = nx.ancestors(self.graph, loop.sequence) | {loop.sequence}
+        generator = torch.Generator().manual_seed(length)
+        out = []
+        for node, example in zip(self.graph.graph_inputs(), self.example_inputs):
+            if node in before and example.dim() and example.shape[0] == loop.length:
+                shape = (length, *example.shape[1:])
+                if example.is_floating_point():
+                    example = torch.randn(shape, generator=generator, dtype=example.dtype)
+                else:
+                    example = torch.randint(int(example.min()), int(example.max()) + 1, shape, generator=generator,
+                                            dtype=example.dtype)
+            out.append(example)
+        return unflatten_inputs(out, getattr(self.lifter, "input_structure", None))
 
     def reference_on(self, device: str = "cpu") -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
         """The PyTorch reference as a function of CPU inputs, run on `device`, returning CPU outputs."""
@@ -226,7 +287,7 @@ class CompileResult:
 
     def validate(self, onnx_model: str | os.PathLike | bytes, device: str = "cpu",
                  batch_sizes: Sequence[int] = (1, 2), atol: float = 1e-4, rtol: float = 1e-3, seed: int = 0,
-                 spatial_sizes: int = 1):
+                 spatial_sizes: int = 1, other_lengths: Sequence[tuple] = ()):
         """Compare onnxruntime on `device` with the PyTorch reference; returns a `ValidationReport`.
 
         With `spatial_sizes=2` (for `dynamic_spatial` files) the inputs are also tried at twice their height
@@ -236,6 +297,12 @@ class CompileResult:
         session = make_session(onnx_model, device)
         report = validate_session(session, self.reference_on(device), self.example_inputs, device, batch_sizes,
                                   atol, rtol, seed, self.batch_dim)
+        for k, inputs in enumerate(other_lengths):  # a file with a time loop: also at another sequence length
+            other = validate_session(session, self.reference_on(device), inputs, device, batch_sizes, atol, rtol,
+                                     seed + 100 * (k + 1), self.batch_dim)
+            for comparison in other.comparisons:
+                comparison.output = f"{comparison.output} at length {inputs[0].shape[0]}"
+            report.comparisons += other.comparisons
         if spatial_sizes > 1:
             larger = [torch.empty((*x.shape[:2], *(2 * d for d in x.shape[2:])), dtype=x.dtype) if x.dim() > 2 else x
                       for x in self.example_inputs]
@@ -283,7 +350,7 @@ class CompileResult:
              progress: ProgressFn | None = None, dynamic_spatial: bool = False, precision: str = "fp32", calibration: Any = None,
              calibration_source: str | None = None, accuracy_samples: int = 1000,
              min_top1_agreement: float | None = None, max_abs: float | None = None,
-             min_cosine: float | None = None) -> "SaveReport":
+             min_cosine: float | None = None, fixed_length: bool | None = None) -> "SaveReport":
         """Write the ONNX file (and the decisions JSON); with `validate="cpu"|"cuda"`, only if it validates.
 
         Nothing is written when emission, the ONNX checker or validation fails. `progress` hears the
@@ -303,8 +370,9 @@ class CompileResult:
         from .export import nni_json
 
         batch_sizes = self._validation_batch_sizes(batch_sizes, dynamic_batch)
+        loop, other_length = self.time_loop(fixed_length)
         with stage(progress, "emit", "emit") as detail:
-            model = self.to_onnx(opset, dynamic_batch, dynamic_spatial)
+            model = self.to_onnx(opset, dynamic_batch, dynamic_spatial, loop=loop)
             detail.append(f"{len(model.graph.node)} ONNX nodes")
         extras = {}
         if decisions_path is not None:
@@ -314,7 +382,8 @@ class CompileResult:
         def check_parity(source: Path | bytes) -> None:
             with stage(progress, "validate", "validate") as detail:
                 report.validation = self.validate(source, validate, batch_sizes, atol, rtol,
-                                                  spatial_sizes=2 if dynamic_spatial else 1)
+                                                  spatial_sizes=2 if dynamic_spatial else 1,
+                                                  other_lengths=[other_length] if other_length is not None else [])
                 detail.append(f"{'passed' if report.validation.passed else 'FAILED'} on {validate}, "
                               f"max abs diff {report.validation.max_abs:.3g}")
             if not report.validation.passed:

@@ -438,13 +438,15 @@ def _getitem(e: Emitter, node: str, attrs: dict) -> str:
 
 # --- assembly ---------------------------------------------------------------------------------------
 def _value_info(name: str, meta: Mapping[str, Any], dynamic_batch: bool, where: str,
-                spatial: list[Any] | None = None, batch_dim: int = 0) -> onnx.ValueInfoProto:
+                spatial: list[Any] | None = None, batch_dim: int = 0, time: bool = False) -> onnx.ValueInfoProto:
     """The declared type of a graph input or output; `spatial` replaces dims 2.. (names, or None: unknown)."""
     if meta.get("dtype") not in _ONNX_TYPES or meta.get("shape") is None:
         raise LoweringError(f"{where} has no known dtype/shape; run the infer-shapes pass before emitting")
     shape: list[Any] = list(meta["shape"])
     if dynamic_batch and len(shape) > batch_dim:
         shape[batch_dim] = "batch"
+    if time and shape:
+        shape[0] = "time"
     if spatial is not None and len(shape) >= 3:
         shape[2:] = spatial[:len(shape) - 2] + [None] * max(0, len(shape) - 2 - len(spatial))
     return helper.make_tensor_value_info(name, _ONNX_TYPES[meta["dtype"]], shape)
@@ -455,12 +457,14 @@ def output_names(count: int) -> list[str]:
 
 
 def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True, dynamic_spatial: bool = False,
-            metadata: Mapping[str, str] | None = None, name: str = "nascompile", batch_dim: int = 0) -> onnx.ModelProto:
+            metadata: Mapping[str, str] | None = None, name: str = "nascompile", batch_dim: int = 0,
+            loop: Any = None) -> onnx.ModelProto:
     """Lower a discrete IR graph (decided, expanded, shapes inferred) to an ONNX model.
 
     Every intermediate value gets its inferred type in `value_info`, inputs and outputs a doc string
     (`value_info.py`). `dynamic_spatial`: dims 2.. of the inputs are symbolic (`height`, `width`), and
-    those of rank >= 3 outputs come from shape inference.
+    those of rank >= 3 outputs come from shape inference. `loop` (a `loops.TimeLoop` of `graph`): its unrolled
+    steps become one ONNX Scan, and dim 0 of its sequence input (time) is symbolic (`time`).
     """
     from .value_info import describe_io, infer_value_info
 
@@ -469,13 +473,15 @@ def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = T
                             f"(default {DEFAULT_OPSET})")
     e = Emitter(graph, opset, dynamic_spatial)
     graph_inputs = graph.graph_inputs()
+    timed = _timed_values(graph, loop) if loop is not None else set()
     inputs = []
     for node in graph_inputs:
         e._taken.add(node)
         e.values[node] = node
         prefix = "" if len(graph_inputs) == 1 else f"{node}_"
         spatial = [f"{prefix}height", f"{prefix}width"] if dynamic_spatial else None
-        inputs.append(_value_info(node, graph.meta(node), dynamic_batch, f"input %{node}", spatial, batch_dim))
+        inputs.append(_value_info(node, graph.meta(node), dynamic_batch, f"input %{node}", spatial, batch_dim,
+                                  node in timed))
     output = graph.output_node()
     sources = graph.inputs(output)
     names = output_names(len(sources))
@@ -483,9 +489,14 @@ def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = T
         if sources.count(src) == 1 and graph.op(src) not in ("input", "constant", "pack"):
             e.output_alias[src] = out_name
     e._taken.update(names)
+    skipped = (loop.members | set(loop.unsqueezes)) if loop is not None else set()
     for node in graph.order():
         op = graph.op(node)
-        if op in ("input", "output", "constant"):
+        if op in ("input", "output", "constant") or node in skipped:
+            continue
+        if loop is not None and node == loop.stack:
+            final, e.values[node] = _emit_loop(e, loop)
+            e.values[loop.states[-1]] = final
             continue
         lowering = LOWERINGS.get(op)
         if lowering is None:
@@ -504,7 +515,7 @@ def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = T
             e._taken.add(out_name)
             e.nodes.append(helper.make_node("Identity", [value], [out_name], name=e.unique(f"{out_name}/Identity")))
         outputs.append(_value_info(out_name, graph.meta(src), dynamic_batch, f"output {out_name}",
-                                   [] if dynamic_spatial else None, batch_dim))
+                                   [] if dynamic_spatial else None, batch_dim, src in timed))
     model = e.model  # holds the initializers already
     model.graph.name = name
     model.graph.node.extend(live_nodes(e.nodes, [o.name for o in outputs]))
@@ -523,6 +534,22 @@ def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = T
 
 
 
+def _timed_values(graph: Graph, loop: Any) -> set[str]:
+    """Inputs the loop's sequence is computed from, and outputs computed from its stacked states, whose dim 0
+    is the loop's length: that dim is the symbolic `time` of a file with a Scan."""
+    import networkx as nx
+
+    before = nx.ancestors(graph, loop.sequence) | {loop.sequence}
+    after = nx.descendants(graph, loop.stack) | {loop.stack}
+    return {n for n in before | after if (graph.meta(n).get("shape") or [None])[0] == loop.length}
+
+
+def _emit_loop(e: Emitter, loop: Any) -> tuple[str, str]:
+    from .loops import emit_scan
+
+    return emit_scan(e, loop)
+
+
 def live_nodes(nodes: list[onnx.NodeProto], outputs: list[str]) -> list[onnx.NodeProto]:
     """The nodes some graph output depends on, in their order. A lowering may leave values nobody reads
     (the `Shape -> Gather` of `x.view(x.size(0), -1)` once Reshape copies the batch dimension itself):
@@ -535,8 +562,17 @@ def live_nodes(nodes: list[onnx.NodeProto], outputs: list[str]) -> list[onnx.Nod
     return kept[::-1]
 
 
+def _node_inputs(nodes) -> Any:
+    """Every input name of `nodes` and of the nodes of their subgraphs (a Scan's body reads outer initializers)."""
+    for node in nodes:
+        yield from node.input
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _node_inputs(attr.g.node)
+
+
 def _drop_unused_initializers(model: onnx.ModelProto) -> None:
-    used = {name for node in model.graph.node for name in node.input}
+    used = set(_node_inputs(model.graph.node))
     unused = [i for i, tensor in enumerate(model.graph.initializer) if tensor.name not in used]
     for i in reversed(unused):  # in place: rebuilding the list would copy every weight
         del model.graph.initializer[i]

@@ -73,11 +73,12 @@ def _stack(cx: Converter, tensors: Any, dim: int = 0, *, out: Any = None) -> V:
 
 
 def select(cx: Converter, tensor: V, dim: int, index: int) -> V:
-    """`x[index]` along `dim`, the index checked against the static size (a wrong index fails here, not at run time)."""
+    """`x[index]` along `dim`, the index checked against the static size (a wrong index fails here, not at run
+    time); a negative index stays negative (`hiddens[-1]`: the last step, whatever the sequence length)."""
     size = cx.shape_of(tensor)[dim]
     if not -size <= index < size:
         raise cx.fail(f"index {index} is out of range for dim {dim} of size {size}")
-    return cx.emit("select", [tensor], attrs={"dim": dim, "index": index % size})
+    return cx.emit("select", [tensor], attrs={"dim": dim, "index": index})
 
 
 @converts(torch.select, methods=("select",))
