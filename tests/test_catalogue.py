@@ -18,7 +18,8 @@ own exit code, and leaves no output file behind.
 | an embedding with `max_norm` (it rewrites its weight at every lookup) | 5 | test_rnn_lift.py |
 | a recurrent batched mixture whose weights have no zero (`none`) column, so no logits drop a predecessor | 5 | test_rnn_lift.py |
 | example inputs nesting anything but tensors and lists of tensors | 9 | test_rnn_lift.py |
-| a sequence-first model compiled with the batch at dim 0 (no `--batch-dim 1`): validation fails, nothing written | 11 | test_rnn_lift.py |
+| a sequence-first model compiled with the batch at dim 0 (no `--batch-dim 1`) and `--fixed-length`: validation fails, nothing written | 11 | test_rnn_lift.py |
+| `--fixed-length` not given and a time loop that cannot be proven step-invariant: unrolled, the summary says why (`fixed_length=False` in the API: refused) | 0 / 8 | test_rnn_lift.py |
 | an input shape that does not fit the model | 9 | test_bad_options |
 | a SPEC that does not exist or has no build() | 3 | test_bad_specs |
 | weights: not a state dict, truncated, pickled code (refused, never run), missing/unexpected keys | 4 | test_bad_weights_exit_4 |

@@ -125,11 +125,11 @@ def test_recurrent_genotype_equals_the_derivation_on_random_logits(seed):
 
 # --- the compiled file --------------------------------------------------------------------------------
 @pytest.mark.parametrize("seq_len", [2, 5])
-def test_onnx_equals_the_discrete_recurrent_network_at_two_lengths_and_two_batches(tmp_path, seq_len):
+def test_unrolled_onnx_equals_the_discrete_recurrent_network_at_two_lengths_and_two_batches(tmp_path, seq_len):
     model = model_with(seed=3)
     x, h = inputs(model, seq_len=seq_len, batch=2)
     result = nascompile.compile(model, (x, h), batch_dim=1)
-    report = result.save(tmp_path / "rnn.onnx", validate="cpu", batch_sizes=(1, 3))
+    report = result.save(tmp_path / "rnn.onnx", validate="cpu", batch_sizes=(1, 3), fixed_length=True)
     assert report.validation.passed
     assert {c.batch_size for c in report.validation.comparisons} == {1, 3}
     gene = exact_parse(model.weights, R.STEPS)
@@ -158,13 +158,19 @@ def test_the_discrete_cell_computes_one_predecessor_per_node(tmp_path):
 
 
 def test_a_batch_dimension_left_at_0_fails_validation_instead_of_passing(tmp_path):
-    """A sequence-first model compiled with the default batch_dim 0: never a silent file."""
+    """A sequence-first model compiled with the default batch_dim 0: never a silent file. Unrolled, validation
+    varies dim 0 (time) and fails; with the Scan, dim 0 is the time the file takes at any length, and the batch
+    (dim 1) is declared fixed at the example's."""
     model = model_with(seed=0)
     x, h = inputs(model)
     result = nascompile.compile(model, (x, h))
     with pytest.raises(nascompile.errors.NascompileError):
-        result.save(tmp_path / "rnn.onnx", validate="cpu")
+        result.save(tmp_path / "rnn.onnx", validate="cpu", fixed_length=True)
     assert not (tmp_path / "rnn.onnx").exists()
+    assert result.save(tmp_path / "scan.onnx", validate="cpu").validation.passed
+    declared = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+                for v in onnx.load(str(tmp_path / "scan.onnx")).graph.input}
+    assert declared["input"] == ["time", 2]
 
 
 # --- pass level: expand of an inline layer choice -------------------------------------------------------
@@ -236,6 +242,82 @@ def test_the_example_compiles_from_the_command_line_and_prints_the_recurrent_gen
     assert proc.returncode == 0, proc.stderr
     assert "genotype: Genotype(recurrent=[(" in proc.stdout and "concat=range(1, 9))" in proc.stdout
     assert "darts-rnn" in proc.stdout
+    assert "time loop: one ONNX Scan over the time steps (proven at lengths 4 and 5)" in proc.stdout
+    assert "output_0 at length 5" in proc.stdout
     export = run_cli("export", str(EXAMPLES / "darts_rnn.py"), "--format", "genotype", "--name", "SEARCHED")
     assert export.returncode == 0, export.stderr
     assert export.stdout.startswith("SEARCHED = Genotype(recurrent=[(")
+
+
+# --- the time loop as one ONNX Scan ----------------------------------------------------------------------
+def ops_in(path):
+    return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+
+def test_the_default_file_scans_any_sequence_length(tmp_path):
+    model = model_with(seed=4)
+    x, h = inputs(model, seq_len=3)
+    result = nascompile.compile(model, (x, h), batch_dim=1)
+    report = result.save(tmp_path / "rnn.onnx", validate="cpu")
+    assert report.validation.passed
+    assert any("at length 4" in c.output for c in report.validation.comparisons)  # proven and validated at 3 and 4
+    assert result.loop_note == "one ONNX Scan over the time steps (proven at lengths 3 and 4)"
+    assert "Scan" in ops_in(tmp_path / "rnn.onnx")
+    declared = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+                for v in onnx.load(str(tmp_path / "rnn.onnx")).graph.input}
+    assert declared["input"] == ["time", "batch"]
+    gene = exact_parse(model.weights, R.STEPS)
+    for seq_len, batch in ((1, 1), (2, 3), (9, 2)):  # lengths it was never compiled at
+        x, h = inputs(model, seq_len=seq_len, batch=batch, seed=seq_len)
+        for a, e in zip(onnx_outputs(tmp_path / "rnn.onnx", x, h), discrete_output(model, gene, x, h)):
+            np.testing.assert_allclose(a, e.numpy(), atol=1e-5, rtol=1e-4)
+
+
+def test_fixed_length_unrolls_the_loop(tmp_path):
+    model = model_with(seed=4)
+    x, h = inputs(model, seq_len=3)
+    result = nascompile.compile(model, (x, h), batch_dim=1)
+    result.save(tmp_path / "rnn.onnx", validate="cpu", fixed_length=True)
+    assert "Scan" not in ops_in(tmp_path / "rnn.onnx")
+    declared = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+                for v in onnx.load(str(tmp_path / "rnn.onnx")).graph.input}
+    assert declared["input"] == [3, "batch"]
+
+
+class StepDependentCell(R.SearchCell):
+    """A cell whose first step differs from the others: the unrolled steps are not one loop body."""
+
+    def cell(self, x, h_prev, x_mask, h_mask):
+        out = super().cell(x, h_prev, x_mask, h_mask)
+        return out * 2 if self._first else out
+
+    def forward(self, inputs, hidden):
+        hidden = hidden[0]
+        hiddens = []
+        for t in range(inputs.size(0)):
+            self._first = t == 0
+            hidden = self.cell(inputs[t], hidden, None, None)
+            hiddens.append(hidden)
+        hiddens = torch.stack(hiddens)
+        return hiddens, hiddens[-1].unsqueeze(0)
+
+
+def step_dependent_model():
+    model = model_with(seed=5)
+    cell = StepDependentCell(model.ninp, model.nhid)
+    cell.load_state_dict(model.rnns[0].state_dict())
+    cell.weights = model.weights
+    model.rnns[0] = cell
+    return model.eval()
+
+
+def test_a_loop_that_differs_between_steps_is_unrolled_with_the_reason_or_refused(tmp_path):
+    model = step_dependent_model()
+    x, h = inputs(model, seq_len=3)
+    result = nascompile.compile(model, (x, h), batch_dim=1)
+    report = result.save(tmp_path / "rnn.onnx", validate="cpu")
+    assert report.validation.passed and "Scan" not in ops_in(tmp_path / "rnn.onnx")
+    assert result.loop_note.startswith("unrolled at the example's length: the time loop could not be proven")
+    with pytest.raises(nascompile.errors.LoweringError, match="cannot emit the time loop as an ONNX Scan"):
+        result.save(tmp_path / "scan.onnx", validate="cpu", fixed_length=False)
+    assert not (tmp_path / "scan.onnx").exists()
