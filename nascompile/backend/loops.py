@@ -210,7 +210,10 @@ def emit_scan(e, loop: TimeLoop) -> tuple[str, str]:
         if node in loop.body_slices:
             body.values[node] = step_in
             continue
-        body.values[node] = LOWERINGS[graph.op(node)](body, node, graph.attrs(node))
+        lowering = LOWERINGS.get(graph.op(node))
+        if lowering is None:
+            raise e.fail(node, f"no ONNX lowering for op {graph.op(node)!r} (in the time loop's body)")
+        body.values[node] = lowering(body, node, graph.attrs(node))
     last = loop.body[-1] if loop.body[-1] == loop.states[1] else loop.states[1]
     state_out, step_out = e.unique("loop.state_out"), e.unique("loop.step_out")
     body.nodes.append(helper.make_node("Identity", [body.values[last]], [state_out], name=e.unique("loop/state")))
