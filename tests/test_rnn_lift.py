@@ -321,3 +321,16 @@ def test_a_loop_that_differs_between_steps_is_unrolled_with_the_reason_or_refuse
     with pytest.raises(nascompile.errors.LoweringError, match="cannot emit the time loop as an ONNX Scan"):
         result.save(tmp_path / "scan.onnx", validate="cpu", fixed_length=False)
     assert not (tmp_path / "scan.onnx").exists()
+
+
+def test_every_pass_keeps_the_recurrent_network_and_O0_scans_too(tmp_path):
+    """--verify-each runs the inline choices and new ops in the interpreter; at -O0 (no CSE) every step holds its
+    own constants, which the Scan body materializes where they are read."""
+    from nascompile.passes import PIPELINE_O0
+
+    model = model_with(seed=6, steps=3)
+    x, h = inputs(model)
+    assert nascompile.compile(model, (x, h), batch_dim=1, verify_each=True).genotype is not None
+    result = nascompile.compile(model, (x, h), batch_dim=1, pipeline=PIPELINE_O0)
+    assert result.save(tmp_path / "o0.onnx", validate="cpu").validation.passed
+    assert "Scan" in ops_in(tmp_path / "o0.onnx")

@@ -210,6 +210,8 @@ def emit_scan(e, loop: TimeLoop) -> tuple[str, str]:
         if node in loop.body_slices:
             body.values[node] = step_in
             continue
+        if graph.op(node) == "constant":  # materialized where it is read, as outside the loop
+            continue
         lowering = LOWERINGS.get(graph.op(node))
         if lowering is None:
             raise e.fail(node, f"no ONNX lowering for op {graph.op(node)!r} (in the time loop's body)")
