@@ -94,8 +94,8 @@ def count_choices(graph: Graph) -> int:
 def supernet_cost(lifted: Graph, inputs: Sequence[torch.Tensor]) -> NetworkCost:
     """The cost of the supernet as lifted (every choice undecided)."""
     choices = [lifted.attrs(n) for n in lifted.nodes_of("layer_choice")]
-    candidates = sum(sum(1 for i, path in enumerate(a["modules"]) if path is not None and i != a.get("zero"))
-                     for a in choices)
+    candidates = sum(sum(1 for i, path in enumerate(a["modules"])  # an inline choice's candidates are its inputs
+                         if (path is not None or a.get("inline")) and i != a.get("zero")) for a in choices)
     return NetworkCost(edges=len(choices), candidate_ops=candidates, ir_ops=ir_ops(lifted),
                        params=count_params(lifted), macs=count_macs(lifted, inputs))
 
