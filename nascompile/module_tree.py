@@ -30,6 +30,28 @@ def submodules(root: nn.Module) -> Iterator[nn.Module]:
         stack.extend(child for child in reversed(module._modules.values()) if child is not None)
 
 
+def paths_of(root: nn.Module, wanted: set[int]) -> dict[int, str]:
+    """id -> dotted path under `root` of the modules in `wanted` (ids), walking breadth first and only as
+    deep as the last one found: a mixed op's candidates are its children or grandchildren, while the
+    modules inside them are many. The shallowest path wins for a module registered under two."""
+    found: dict[int, str] = {}
+    seen = {id(root)}
+    level = [("", root)]
+    while level and len(found) < len(wanted):
+        below = []
+        for prefix, module in level:
+            for name, child in module._modules.items():
+                if child is None or id(child) in seen:
+                    continue
+                seen.add(id(child))
+                path = f"{prefix}.{name}" if prefix else name
+                if id(child) in wanted:
+                    found[id(child)] = path
+                below.append((path, child))
+        level = below
+    return found
+
+
 def weights(root: nn.Module) -> Iterator[torch.Tensor]:
     """The parameters and floating-point buffers of `root` and its submodules (a shared tensor may repeat)."""
     for module in submodules(root):

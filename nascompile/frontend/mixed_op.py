@@ -27,6 +27,7 @@ from torch import nn
 
 from .. import nn as ncnn
 from ..errors import ChoiceError
+from ..module_tree import paths_of
 from .arch_params import ArchParams
 from .convert import Converter, V
 from .tracer import TensorNames
@@ -168,7 +169,7 @@ class MixedOpRecognizer:
         if tuple(logits.shape) != (len(slots),):
             raise ChoiceError(f"mixed op {path!r} (label {label!r}) has {len(slots)} candidates "
                               f"{[name for name, _ in slots]} but logits of shape {list(logits.shape)}")
-        local = {id(m): name for name, m in module.named_modules()}
+        local = paths_of(module, {id(m) for _, m in slots if m is not None})
         modules = []
         for name, candidate in slots:
             if candidate is not None and (candidate is module or id(candidate) not in local):
