@@ -7,10 +7,16 @@ everything a user asks after a search: probabilities, strength, margin to the ru
 (the supernet's own forward with decisions fixed) applies.
 
 A *near-tie* is a decision that a small change of the logits would flip: its margin is below a threshold
-(`NEAR_TIE`, `--near-tie`). The margin of a layer choice is p[chosen] - p[runner-up]; the margin of an
-input choice or a finalize node is its *cut margin*, the rank of the weakest kept edge minus the rank of
-the strongest dropped one (in the rank's units: a probability, or a raw logit under `rank=logit`).
-Exact ties (margin 0) are reported as ties, not as near-ties.
+(`NEAR_TIE`, `--near-tie`). Every margin is a difference of what the rule compared, in log space:
+- a layer choice: logit[chosen] - logit[runner-up], which is ln(p[chosen] / p[runner-up]) under softmax
+  (the normalizer cancels), for every rule set (the op is the argmax of the logits);
+- an input choice or a finalize node: its *cut margin*, the key of the weakest kept edge minus the key of
+  the strongest dropped one, the key being log p[op] for the probability ranks (softmax, renorm,
+  pc-darts: ln of the ratio of the two edges' probabilities) and the logit for the logit and sigmoid
+  ranks (sigmoid orders as its logit does).
+So a margin of 0.01 means probabilities 1 % apart (or logits 0.01 apart), at any scale: saturated
+probabilities (0.0 in float32) keep their margins. Exact ties (margin 0) are reported as ties, not as
+near-ties.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ NEAR_TIE = 0.01
 
 
 def cut_margin(ranks: list[float | None], kept: list[bool]) -> float | None:
-    """Weakest kept rank minus strongest dropped rank (None when nothing ranked was dropped).
+    """Weakest kept rank minus strongest dropped rank (None when nothing ranked was dropped, or when the
+    difference is not finite: a dropped input of weight 0 is no near-tie).
 
     >>> cut_margin([0.5, 0.2, 0.45], [True, False, True])
     0.25
@@ -35,7 +42,13 @@ def cut_margin(ranks: list[float | None], kept: list[bool]) -> float | None:
     dropped_ranks = [r for r, k in zip(ranks, kept) if not k and r is not None]
     if not kept_ranks or not dropped_ranks:
         return None
-    return min(kept_ranks) - max(dropped_ranks)
+    margin = min(kept_ranks) - max(dropped_ranks)
+    return margin if math.isfinite(margin) else None
+
+
+def key_units(rank: str) -> str:
+    """What a cut margin under `rank` is a difference of (see the module docstring)."""
+    return "logit" if rank in ("logit", "sigmoid") else "log p"
 
 
 def is_near_tie(margin: float | None, threshold: float) -> bool:
@@ -54,7 +67,7 @@ class LayerDecision:
     chosen: int  # index into candidates
     strength: float  # probabilities[chosen]: the DARTS edge strength
     runner_up: int | None
-    margin: float  # strength - probabilities[runner_up] (inf when there is no runner-up)
+    margin: float  # logit[chosen] - logit[runner_up] = ln(p[chosen] / p[runner_up]) (inf: no runner-up)
     tie: list[str] = field(default_factory=list)  # candidates tied for the maximum, when more than one
     paths: list[str] = field(default_factory=list)  # module paths of the instances
     framework_tie: list[str] = field(default_factory=list)  # tied in the family's own float32 values only
@@ -116,7 +129,9 @@ class InputDecision:
 
     @property
     def cut_margin(self) -> float | None:
-        return cut_margin(self.weights, [i in self.kept for i in range(len(self.weights))])
+        """In log space: the compared keys (`keys`), or the weights when no keys were recorded (a given arch)."""
+        keys = self.keys or self.weights
+        return cut_margin(keys, [i in self.kept for i in range(len(keys))])
 
 
 @dataclass
@@ -142,7 +157,8 @@ class FinalizeDecision:
 
     @property
     def cut_margin(self) -> float | None:
-        return cut_margin([e.rank for e in self.edges], [e.kept for e in self.edges])
+        """In log space: the compared keys (log p, or the logit), the shown ranks where no key was recorded."""
+        return cut_margin([e.rank if e.key is None else e.key for e in self.edges], [e.kept for e in self.edges])
 
 
 @dataclass
@@ -258,15 +274,18 @@ class Decisions:
         for d in self.layer.values():
             if d.is_near_tie(threshold):
                 lines.append(f"layer choice {d.label!r}: {d.chosen_name!r} leads {d.candidates[d.runner_up]!r} by "
-                             f"only {d.margin:.3g} in probability (near-tie threshold {threshold:g})")
+                             f"only {d.margin:.3g} in logit, ln p[{d.chosen_name}]/p[{d.candidates[d.runner_up]}] "
+                             f"(near-tie threshold {threshold:g})")
+        rank = self.rules.rules.rank if self.rules is not None else "softmax"
         for d in self.input.values():
             if is_near_tie(d.cut_margin, threshold):
                 lines.append(f"input choice {d.label!r}: the weakest kept input leads the strongest dropped one by "
-                             f"only {d.cut_margin:.3g} (near-tie threshold {threshold:g})")
+                             f"only {d.cut_margin:.3g} in {key_units(rank)} (near-tie threshold {threshold:g})")
         for d in self.finalize.values():
             if is_near_tie(d.cut_margin, threshold):
                 lines.append(f"finalize at {d.path or d.node!r}: the weakest kept edge leads the strongest dropped "
-                             f"one by only {d.cut_margin:.3g} ({d.rank} rank; near-tie threshold {threshold:g})")
+                             f"one by only {d.cut_margin:.3g} in {key_units(d.rank)} ({d.rank} rank; near-tie "
+                             f"threshold {threshold:g})")
         return lines
 
     def report(self, near_tie: float | None = None) -> dict[str, Any]:

@@ -112,8 +112,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rank", choices=("darts", "logit", "renorm"), default=None,
                    help="older spelling of --rules darts|logit|renorm")
     p.add_argument("--near-tie", type=tolerance, default=NEAR_TIE, metavar="MARGIN",
-                   help=f"flag decisions won by less than MARGIN as near-ties (default {NEAR_TIE}; in probability, "
-                        "or in logits with --rank logit)")
+                   help=f"flag decisions won by less than MARGIN as near-ties (default {NEAR_TIE}; in log space: "
+                        "ln of the ratio of the two probabilities, or of logits for the logit ranks)")
     p.add_argument("--allow-no-choices", action="store_true",
                    help="compile architecture weights that no mixture pattern consumes as the continuous network "
                         "they compute (by default an error: the file would be the whole supernet)")

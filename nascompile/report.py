@@ -59,7 +59,8 @@ def _flags(entry: dict[str, Any], dropped: bool = False) -> str:
 
 def _layer_section(entries: list[dict[str, Any]]) -> list[str]:
     lines = [f"layer choices: {len(entries)} labels, {sum(len(e['paths']) for e in entries)} edges",
-             "  p: softmax over all slots, the zero op included; * chosen; margin = p[chosen] - p[runner-up];",
+             "  p: softmax over all slots, the zero op included; * chosen; margin = logit[chosen] - logit[runner-up]",
+             "  = ln(p[chosen] / p[runner-up]);",
              "  kept: edges (instances of the label) the discrete network keeps"]
     groups: dict[tuple, list[dict]] = {}
     for entry in entries:
@@ -81,7 +82,7 @@ def _layer_section(entries: list[dict[str, Any]]) -> list[str]:
 def _input_section(entries: list[dict[str, Any]]) -> list[str]:
     lines = ["", f"input choices: {len(entries)} labels",
              "  weight: strength p[chosen] of each choose_from layer choice (* kept); cut margin = weakest kept - "
-             "strongest dropped"]
+             "strongest dropped, in log p (logits for the logit ranks)"]
     rows = []
     for e in entries:
         kept = set(e["kept_positions"])
@@ -95,7 +96,8 @@ def _finalize_section(entries: list[dict[str, Any]]) -> list[str]:
     first = entries[0]
     k = first["max_final_edges"]
     kept = f"the {k} strongest ranked edges kept per node (required edges always)" if k else "every edge kept"
-    lines = ["", f"finalize: {len(entries)} nodes, rank {first['rank']}, {kept}; nodes deciding alike are grouped"]
+    lines = ["", f"finalize: {len(entries)} nodes, rank {first['rank']}, {kept}; nodes deciding alike are grouped;",
+             "  cut margin = weakest kept - strongest dropped, in log p (logits for the logit ranks)"]
     groups: dict[tuple, list[dict]] = {}
     for e in entries:
         key = tuple((edge["label"], edge["kept"]) for edge in e["edges"])

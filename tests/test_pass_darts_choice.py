@@ -58,7 +58,7 @@ def test_recorded_probabilities_strengths_and_margins():
     e0 = ctx.decisions.layer["e0"]
     assert e0.probabilities == pytest.approx([1 / (E + 2), E / (E + 2), 1 / (E + 2)], rel=1e-6)
     assert e0.strength == pytest.approx(E / (E + 2), rel=1e-6)
-    assert e0.margin == pytest.approx((E - 1) / (E + 2), rel=1e-6)
+    assert e0.margin == pytest.approx(1.0)  # logit[b] - logit[a] = ln(p[b] / p[a]) = ln E
     assert e0.candidates[e0.runner_up] == "a"
     weights = ctx.decisions.input["n"].weights
     assert weights == pytest.approx([E / (E + 2), E**2 / (E**2 + 2), 1 / (2 + E**2)], rel=1e-6)
@@ -297,14 +297,15 @@ def test_the_label_of_an_input_choice_weighs_zero_as_in_nni():
 
 
 def test_near_ties_are_listed_below_the_threshold_but_exact_ties_are_not():
-    # margins: e0 (e-1)/(e+2) = 0.364, e1 (e^2-1)/(e^2+2) = 0.680, e2 an exact tie (and dropped);
-    # n keeps e1 (0.787) and e0 (0.576) over e2 (0.107): its cut margin is 0.576 - 0.107 = 0.470
+    # margins in log space: e0 logit 1 - 0 = ln(p[b] / p[a]) = 1, e1 2, e2 an exact tie (and dropped);
+    # n keeps e1 and e0 (p = E/(E+2)) over e2 (p = 1/(E^2+2)): cut margin ln(E(E^2+2)/(E+2)) = 1.688
     _, ctx, _ = run_pass(darts_choice, cell())
-    ctx.decisions.near_tie = 0.5
+    assert ctx.decisions.input["n"].cut_margin == pytest.approx(1 + math.log((E**2 + 2) / (E + 2)))
+    ctx.decisions.near_tie = 1.8
     near = ctx.decisions.near_ties()
     assert len(near) == 2
-    assert near[0] == "layer choice 'e0': 'b' leads 'a' by only 0.364 in probability (near-tie threshold 0.5)"
-    assert near[1] == ("input choice 'n': the weakest kept input leads the strongest dropped one by only 0.47 "
-                       "(near-tie threshold 0.5)")
-    ctx.decisions.near_tie = 0.3
+    assert near[0] == "layer choice 'e0': 'b' leads 'a' by only 1 in logit, ln p[b]/p[a] (near-tie threshold 1.8)"
+    assert near[1] == ("input choice 'n': the weakest kept input leads the strongest dropped one by only 1.69 in "
+                       "log p (near-tie threshold 1.8)")
+    ctx.decisions.near_tie = 0.9
     assert ctx.decisions.near_ties() == []

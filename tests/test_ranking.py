@@ -24,7 +24,7 @@ def test_choose_takes_the_softmax_over_every_slot_and_never_the_zero_op():
     choice = choose(logits(1, 3, 2, 4), zero=3, label="e")
     torch.testing.assert_close(torch.tensor(choice.probabilities), torch.tensor([0.1, 0.3, 0.2, 0.4]))
     assert choice.chosen == 1 and choice.runner_up == 2
-    assert choice.strength == pytest.approx(0.3) and choice.margin == pytest.approx(0.1)
+    assert choice.strength == pytest.approx(0.3) and choice.margin == pytest.approx(math.log(3 / 2))  # ln .3/.2
     assert choice.tie == []
 
 

@@ -34,6 +34,7 @@ class Choice:
     tie: list[int]  # slots whose logits equal the chosen one's (a real tie), when more than one
     framework_tie: list[int] = field(default_factory=list)  # slots tied in the framework's float32 values
     framework_pick: int | None = None  # what the framework would likely pick among them
+    logits: list[float] = field(default_factory=list)  # float64
 
     @property
     def strength(self) -> float:
@@ -41,9 +42,11 @@ class Choice:
 
     @property
     def margin(self) -> float:
+        """logit[chosen] - logit[runner-up]: the log of p[chosen] / p[runner-up] under softmax, exact however
+        saturated (the near-tie margin, `decisions.py`)."""
         if self.runner_up is None:
             return math.inf
-        return self.probabilities[self.chosen] - self.probabilities[self.runner_up]
+        return self.logits[self.chosen] - self.logits[self.runner_up]
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ def choose(logits: torch.Tensor, zero: int | None, label: str, where: str = "", 
     order = sorted(slots, key=lambda i: -x[i])  # stable: ties keep the lowest index first
     exact_tie = [i for i in slots if x[i] == x[order[0]]]
     choice = Choice(softmax(logits).tolist(), order[0], order[1] if len(order) > 1 else None,
-                    exact_tie if len(exact_tie) > 1 else [])
+                    exact_tie if len(exact_tie) > 1 else [], logits=x)
     if not choice.tie:
         tied, pick = framework_pick(framework_values(logits, zero, values), slots, tie)
         if len(tied) > 1:
