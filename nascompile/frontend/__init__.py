@@ -55,6 +55,7 @@ def lift(model: nn.Module, example_inputs: Sequence[torch.Tensor], recognizers: 
     graph = Graph()
     graph.graph["root"] = model
     graph.graph["batch_dim"] = batch_dim
+    graph.graph["calls"] = []  # module calls, for the cell structure (`scopes.record_call`, `arch.describe`)
     cx = Converter(graph, model, "", lifter)
     cx.example_inputs = tuple(example_inputs)
     if type(model) in _MODULES:  # a bare torch.nn layer: nothing to trace

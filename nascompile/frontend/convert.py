@@ -124,6 +124,7 @@ class Converter:
         self.choice_lifter = choice_lifter
         self.fx_node: fx.Node | None = None
         self.partial_sums: dict[str, bool] = {}  # sum node -> may the next `+` absorb it
+        self.partial_locations: dict[str, Any] = {}  # sum node -> the line that made it
         self.kinds: dict[fx.Node, Any] = {}  # mixtures.classify: IR / Origin / None per fx node
         self.mutated: dict[int, Any] = {}  # placeholder index -> its value after an in-place write
         self.pending_rebinds: list[tuple[fx.Node, Any]] = []  # tensors a callee wrote into in place

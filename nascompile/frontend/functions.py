@@ -66,10 +66,10 @@ def _add(cx: Converter, input: Any, other: Any, *, alpha: Any = 1, out: Any = No
     if alpha != 1:
         other = _mul(cx, other, alpha)
     terms: list[V] = []
-    for term in (input, other):
+    for position, term in enumerate((input, other)):
         if _is_literal_zero(term):
             continue
-        if isinstance(term, V) and cx.partial_sums.pop(term.node, False):
+        if position == 0 and isinstance(term, V) and _continues_chain(cx, term.node):
             terms += [V(src) for src in cx.graph.inputs(term.node)]
             cx.graph.remove_node(term.node)
         else:
@@ -79,7 +79,18 @@ def _add(cx: Converter, input: Any, other: Any, *, alpha: Any = 1, out: Any = No
     result = cx.emit("sum", terms)
     # a partial sum read only by the next `+` is absorbed into it
     cx.partial_sums[result.node] = len(cx.fx_node.users) == 1
+    cx.partial_locations[result.node] = cx.fx_node.meta.get("location")
     return result
+
+
+def _continues_chain(cx: Converter, node: str) -> bool:
+    """Is `node` a partial sum of the chain this `+` continues (`((a + b) + c)`, as `sum()` and `s += t`
+    build one, on one line)? A finished sum added to on another line (`return n0 + n1`) stays a node:
+    it may be a cell node, and the cell structure reads its edges."""
+    if not cx.partial_sums.pop(node, False):
+        return False
+    here, there = cx.fx_node.meta.get("location"), cx.partial_locations.get(node)
+    return here is None or there is None or (here.file, here.line) == (there.file, there.line)
 
 
 @converts(operator.mul, operator.imul, torch.mul, methods=("mul", "mul_", "__mul__", "__rmul__", "__imul__"))

@@ -91,10 +91,30 @@ def call_submodule(cx: Any, lifter: Any, module: nn.Module, path: str, node: fx.
     before = len(lifter.made)
     result = child.convert(trace.graph, inputs=inputs, origins=origins)
     lifter.made_by_call[(cx.prefix, node)] = lifter.made[before:]
+    record_call(cx.graph, path, inputs, [result, *child.mutated.values()])
     for index, value in child.mutated.items():  # the callee wrote into a tensor the caller passed
         if isinstance(sources[index], fx.Node):
             cx.pending_rebinds.append((sources[index], value))
     return result
+
+
+def _value_nodes(obj: Any) -> list[str]:
+    """The IR nodes of the values in a (nested) argument or result, in order."""
+    if isinstance(obj, V):
+        return [obj.node]
+    if isinstance(obj, (list, tuple)):
+        return [node for item in obj for node in _value_nodes(item)]
+    if isinstance(obj, dict):
+        return [node for item in obj.values() for node in _value_nodes(item)]
+    return []
+
+
+def record_call(graph: Any, path: str, inputs: list[Any], outputs: list[Any]) -> None:
+    """Note one module call in `graph.graph["calls"]`: its module path, its IR inputs in argument order
+    and its outputs. `arch.describe` reads cells off these boundaries (which nodes a cell's forward made,
+    which argument each of its states came from): connectivity alone merges cells that no conv separates."""
+    graph.graph.setdefault("calls", []).append(
+        {"path": path, "inputs": _value_nodes(inputs), "outputs": _value_nodes(outputs)})
 
 
 def lift_module(cx: Any, lifter: Any, module: nn.Module, path: str, inputs: list[V]) -> Any:
