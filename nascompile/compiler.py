@@ -18,7 +18,7 @@ from torch import nn
 
 from .costs import count_choices, count_params, ir_ops
 from .decisions import NEAR_TIE, Decisions
-from .errors import InputShapeError, UsageError
+from .errors import InputShapeError, SpecError, UsageError
 from .frontend import ChoiceLifter, Recognizer, lift
 from .ir.graph import Graph
 from .passes import PIPELINE_O1, PassContext, run_pipeline
@@ -459,6 +459,56 @@ class Lifted:
     graph: Graph
     lifter: ChoiceLifter
     search_space: Any = None
+    non_finite: list = field(default_factory=list)  # (kind, name, tensor, (count, first index)) of the model
+
+
+def refuse_meta_tensors(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+    """A tensor on the meta device has a shape but no values: nothing could be computed or written from it."""
+    hint = ("it has a shape but no values (a model built under torch.device('meta') or loaded lazily); build the "
+            "model on a real device, or materialize it (model.to_empty(device='cpu')) and load its weights with "
+            "load_state_dict(..., assign=True)")
+    for kind, named in (("parameter", model.named_parameters()), ("buffer", model.named_buffers())):
+        for name, tensor in named:
+            if tensor.is_meta:
+                raise SpecError(f"{kind} {name!r} is on the meta device: {hint}")
+    for path, module in model.named_modules():
+        for name, value in vars(module).items():
+            if isinstance(value, torch.Tensor) and value.is_meta:
+                where = f"{path}.{name}" if path else name
+                raise SpecError(f"tensor attribute {where!r} is on the meta device: {hint}")
+    for i, x in enumerate(inputs):
+        if x.is_meta:
+            raise InputShapeError(f"example input {i} is on the meta device: it has a shape but no values; "
+                                  "give a tensor on the cpu (e.g. torch.randn(...))")
+
+
+def non_finite_tensors(model: nn.Module) -> list[tuple[str, str, torch.Tensor, Any]]:
+    """The model's parameters ("weight") and buffers holding NaN or inf, found once per lift."""
+    from .backend.onnx import non_finite
+
+    found = []
+    for kind, named in (("weight", model.named_parameters()), ("buffer", model.named_buffers())):
+        for name, tensor in named:
+            bad = non_finite(tensor)
+            if bad is not None:
+                found.append((kind, name, tensor, bad))
+    return found
+
+
+def check_non_finite(lifted: Lifted, ctx: PassContext) -> None:
+    """Refuse a NaN/inf parameter or buffer (a BatchNorm's running_var) that the discrete network uses, naming
+    it as the model names it (folding would hide it in a conv's weight, or make an inf variance finite);
+    one only left-out candidates use is a warning: the file is right without it."""
+    from .backend.onnx import non_finite_error, tensor_key
+
+    if not lifted.non_finite or ctx.kept_tensors is None:
+        return  # all finite; or a pipeline without `expand`: the emitter checks what it writes
+    for kind, name, tensor, bad in lifted.non_finite:
+        op = ctx.kept_tensors.get(tensor_key(tensor.detach()))
+        if op is not None:
+            raise non_finite_error(name, op, bad, kind)
+        ctx.warn(f"{kind} {name!r} holds {bad[0]} non-finite value(s) (NaN or inf), but only candidates or layers "
+                 "the discrete network leaves out use it: the file does not contain it")
 
 
 def resolve_batch_dim(model: nn.Module, batch_dim: int | None) -> int:
@@ -478,12 +528,13 @@ def lift_model(model: nn.Module, example_inputs: Any, recognizers: list[Recogniz
     from .inputs import flatten_inputs
 
     inputs, structure = flatten_inputs(example_inputs)
+    refuse_meta_tensors(model, inputs)
     with cyclic_gc_paused(), eval_mode(model):
         with stage(progress, "lift", "lift") as detail:
             graph, lifter = lift(model, inputs, recognizers, arch_params, allow_no_choices, input_structure=structure,
                                  batch_dim=resolve_batch_dim(model, batch_dim))
             detail.append(f"{ir_ops(graph)} IR nodes, {count_choices(graph)} choices")
-    return Lifted(model, inputs, graph, lifter, describe(graph))
+    return Lifted(model, inputs, graph, lifter, describe(graph), non_finite_tensors(model))
 
 
 def compile(
@@ -570,6 +621,7 @@ def compile_lifted(
         ctx.decisions.near_tie = near_tie
         run_pipeline(graph, pipeline, ctx, verify_each=verify_each, print_after=print_after, printer=printer,
                      progress=progress)
+        check_non_finite(lifted, ctx)
     return CompileResult(graph=graph, model=lifted.model, example_inputs=inputs, choices=ctx.decisions,
                          lifter=lifted.lifter, pipeline=pipeline, timings=dict(ctx.timings), lifted=lifted.graph,
                          architecture=ctx.architecture)

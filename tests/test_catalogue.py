@@ -29,7 +29,8 @@ own exit code, and leaves no output file behind.
 | validation beyond tolerance | 11 | test_validation_failure_exits_11_and_writes_nothing |
 | `--static-batch --validate --batch-sizes` other than the fixed batch (without `--batch-sizes`, the fixed batch is validated) | 2 | test_validation_runs.py |
 | a model onnxruntime cannot load or run (a float64 Conv): a validation failure, not a device error | 11 | test_validation_runs.py |
-| NaN or infinite weights in the discrete network (named; refused before writing, with or without --validate) | 4 | test_non_finite_weights_are_refused_naming_the_tensor |
+| NaN or infinite weights or buffers (a BatchNorm's running_var) in the discrete network, named as the model names them (refused before writing, with or without --validate); in a left-out candidate only: a warning naming it, the file is written | 4 / 0 | test_non_finite_weights_are_refused_naming_the_tensor, test_non_finite_tensors_of_kept_buffers_refused_of_pruned_candidates_warned |
+| a model (parameter, buffer or tensor attribute) or an example input on the meta device, named | 3 / 9 | test_a_model_on_the_meta_device_is_a_spec_error_naming_the_tensor |
 | a SPEC that calls sys.exit/exit/quit (import, build(), forward, example_inputs()) or whose example_inputs() raises | 3 | test_a_spec_that_exits_or_raises_is_a_spec_error_naming_the_line |
 | print() in a SPEC: goes to stderr, never into `report --json` or `export` output | 0 | test_the_specs_prints_go_to_stderr_not_into_results |
 | an output path naming a directory (`-o newdir/`), or one file given as two outputs (`--decisions` = `-o`) | 10 | test_output_paths.py |
@@ -482,6 +483,80 @@ def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path, capsys, valu
     assert code == 4
     assert "weight 'lin.weight' (of linear) holds 1 non-finite value(s) (NaN or inf; the first at index [1, 2])" \
         in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("where, code, message", [
+    ("net.bn.running_var[1] = math.inf", 4, "buffer 'bn.running_var' (of batch_norm) holds 1 non-finite value(s)"),
+    ("net.bn.running_mean[2] = math.nan", 4, "buffer 'bn.running_mean' (of batch_norm) holds 1 non-finite value(s) "
+                                             "(NaN or inf; the first at index [2])"),
+    ("net.a.candidates['conv'].weight.data[0, 0] = math.nan", 0,
+     "warning: weight 'a.candidates.conv.weight' holds 1 non-finite value(s) (NaN or inf), but only candidates or "
+     "layers the discrete network leaves out use it"),
+])
+def test_non_finite_tensors_of_kept_buffers_refused_of_pruned_candidates_warned(tmp_path, capsys, where, code, message):
+    spec = write_spec(tmp_path, f"""
+        import math, torch
+        from nascompile import nn as nc
+
+        class Net(nc.Supernet):
+            def __init__(self):
+                super().__init__()
+                self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+                self.bn = torch.nn.BatchNorm2d(4)
+                self.a = nc.LayerChoice({{"relu": torch.nn.ReLU(), "conv": torch.nn.Conv2d(4, 4, 1)}}, label="a")
+                with torch.no_grad():
+                    self.a.alpha.copy_(torch.tensor([1.0, 0.0, -5.0]))  # relu wins
+
+            def forward(self, x):
+                return self.a(self.bn(self.conv(x)))
+
+        def build():
+            net = Net()
+            with torch.no_grad():
+                {where}
+            return net
+
+        def example_inputs():
+            return (torch.randn(1, 3, 8, 8),)
+        """)
+    out = tmp_path / "m.onnx"
+    assert cli.main(["compile", spec, "-o", str(out), "-q", *(["--validate"] if code == 0 else [])]) == code
+    assert message in capsys.readouterr().err
+    assert out.exists() == (code == 0)
+
+
+@pytest.mark.parametrize("build, code, message", [
+    ("with torch.device('meta'):\n        return Net()", 3, "parameter 'conv.weight' is on the meta device"),
+    ("net = Net()\n    net.register_buffer('scale', torch.ones(4, device='meta'))\n    return net", 3,
+     "buffer 'scale' is on the meta device"),
+    ("net = Net()\n    net.a.stash = torch.ones(4, device='meta')\n    return net", 3,
+     "tensor attribute 'a.stash' is on the meta device"),
+    ("return Net()", 9, "example input 0 is on the meta device"),
+])
+def test_a_model_on_the_meta_device_is_a_spec_error_naming_the_tensor(tmp_path, capsys, build, code, message):
+    device = ", device='meta'" if code == 9 else ""
+    spec = tmp_path / "spec.py"
+    spec.write_text(f"""import torch
+from nascompile import nn as nc
+
+class Net(nc.Supernet):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.a = nc.LayerChoice({{"relu": torch.nn.ReLU(), "conv": torch.nn.Conv2d(4, 4, 1)}}, label="edge0")
+
+    def forward(self, x):
+        return self.a(self.conv(x))
+
+def build():
+    {build}
+
+def example_inputs():
+    return (torch.randn(1, 3, 8, 8{device}),)
+""")
+    assert cli.main(["compile", str(spec), "-o", str(tmp_path / "m.onnx"), "-q"]) == code
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
 
 

@@ -139,15 +139,27 @@ class Emitter:
         return self.add(op_type, inputs, node, **attrs)[0]
 
 
+def non_finite(tensor: torch.Tensor) -> tuple[int, list[int]] | None:
+    """(how many, index of the first) NaN or infinite values of a floating tensor; None when all are finite."""
+    if not (tensor.is_floating_point() or tensor.is_complex()):
+        return None
+    bad = ~torch.isfinite(tensor.detach())
+    if not bad.any():
+        return None
+    return int(bad.sum()), [int(i) for i in bad.nonzero()[0]]
+
+
+def non_finite_error(name: str, op: str, found: tuple[int, list[int]], kind: str = "weight") -> WeightsError:
+    return WeightsError(f"{kind} {name!r} (of {op}) holds {found[0]} non-finite value(s) (NaN or inf; the first at "
+                        f"index {found[1]}); the supernet's weights are broken (a diverged search?): load a good "
+                        "checkpoint with --weights")
+
+
 def check_finite(tensor: torch.Tensor, name: str, op: str) -> None:
     """Refuse a weight holding NaN or infinity: the file would compute NaN, and validation could not say why."""
-    if tensor.is_floating_point() or tensor.is_complex():
-        bad = ~torch.isfinite(tensor.detach())
-        if bad.any():
-            first = [int(i) for i in bad.nonzero()[0]]
-            raise WeightsError(f"weight {name!r} (of {op}) holds {int(bad.sum())} non-finite value(s) (NaN or inf; "
-                               f"the first at index {first}); the supernet's weights are broken (a diverged search?): "
-                               "load a good checkpoint with --weights")
+    found = non_finite(tensor)
+    if found is not None:
+        raise non_finite_error(name, op, found)
 
 
 def tensor_key(tensor: torch.Tensor) -> tuple:

@@ -72,4 +72,25 @@ def expand(graph: Graph, ctx: PassContext) -> PassResult:
         source = graph.meta(nested[0]).get("source", "")
         outer = next((a for p, a in expanded.items() if source.startswith(p + ".")), graph.attrs(nested[0]))
         _refuse_nested(outer, graph.attrs(nested[0])["label"])
+    ctx.kept_tensors = kept_tensors(graph)
     return PassResult(changed=bool(nodes))
+
+
+def kept_tensors(graph: Graph) -> dict[tuple, str]:
+    """`tensor_key` -> IR op of every parameter the discrete network computes with: what reaches an output,
+    not through a `zero` (whose candidate is expanded only for its shape). The compile checks the model's
+    non-finite tensors against it (`compiler.check_non_finite`)."""
+    from ..backend.onnx import tensor_key
+
+    stack = graph.nodes_of("output")
+    seen: set[str] = set()
+    kept: dict[tuple, str] = {}
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        kept.update((tensor_key(t), graph.op(node)) for t in graph.params(node).values())
+        if graph.op(node) != "zero":
+            stack.extend(graph.inputs(node))
+    return kept

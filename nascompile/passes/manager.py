@@ -54,6 +54,7 @@ class PassContext:
     architecture: Any = None  # arch.Architecture, snapshot taken by `expand` while choices are visible
     arch: Any = None  # a given architecture (archspec), applied by `apply-arch` instead of deciding from logits
     timings: dict[str, float] = field(default_factory=dict)
+    kept_tensors: dict | None = None  # tensors the discrete network uses (`expand.kept_tensors`), key -> IR op
 
     def warn(self, message: str) -> None:
         if message not in self.decisions.warnings:  # one warning per fact, however many instances share it
