@@ -23,6 +23,7 @@ def run_shown_command(command: str) -> subprocess.CompletedProcess:
     """Run a README command as a reader would, in a scratch directory that sees examples/."""
     with tempfile.TemporaryDirectory() as scratch:
         (Path(scratch) / "examples").symlink_to(ROOT / "examples")
+        (Path(scratch) / "out").mkdir()  # where the README's commands write, as in a clone (out/.gitignore)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
         shell = f'nascompile() {{ "{sys.executable}" -m nascompile "$@"; }}; {command}'
         return subprocess.run(["bash", "-c", shell], cwd=scratch, env=env, capture_output=True, text=True,
