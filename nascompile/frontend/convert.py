@@ -253,7 +253,8 @@ class Converter:
                 env[node] = self.choice_lifter.call_submodule(self, module, self.path(node.target), node, args, kwargs)
             else:
                 env[node] = convert_call(self, node, args, kwargs)
-            if is_inplace(node, module) and node.args and isinstance(node.args[0], fx.Node):
+            if is_inplace(node, module) and node.args and isinstance(node.args[0], fx.Node) \
+                    and isinstance(env.get(node.args[0]), V):  # `n += 1` on a Python number only rebinds `n`
                 self._rebind_mutated(node, node.args[0], env, placeholders)
             while self.pending_rebinds:
                 target, value = self.pending_rebinds.pop()

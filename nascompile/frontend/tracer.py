@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import inspect
+import operator
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -141,6 +142,20 @@ class ConcreteProxy(fx.Proxy):
 
     def __float__(self) -> float:
         return float(self.tracer.concrete(self, "float()"))
+
+    # `y += t` writes into the tensor `y` names (and every alias of it): fx.Proxy has no in-place dunders, so
+    # Python would fall back to `y = y + t` and an alias read later (`y = x; y += t; y * x`) would be stale
+    def __iadd__(self, other: Any) -> fx.Proxy:
+        return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
+
+    def __isub__(self, other: Any) -> fx.Proxy:
+        return self.tracer.create_proxy("call_function", operator.isub, (self, other), {})
+
+    def __imul__(self, other: Any) -> fx.Proxy:
+        return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
+
+    def __itruediv__(self, other: Any) -> fx.Proxy:
+        return self.tracer.create_proxy("call_function", operator.itruediv, (self, other), {})
 
 
 @dataclass
