@@ -66,8 +66,8 @@ class CompileResult:
     >>> result.decisions
     {'edge': 'conv'}
     >>> entry = result.report["layer_choices"][0]
-    >>> round(entry["strength"], 4), entry["runner_up"], round(entry["margin"], 4)
-    (0.6652, 'pool', 0.4205)
+    >>> round(entry["strength"], 4), entry["runner_up"], round(entry["margin"], 4)  # margin: logit[conv] - logit[pool]
+    (0.6652, 'pool', 1.0)
     >>> result.costs()["discrete"]["macs"]  # 8*8 outputs x 4 channels x 4*3*3 weights
     9216
     >>> result.genotype is None  # not a DARTS cell

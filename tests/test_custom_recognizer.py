@@ -30,13 +30,14 @@ def readme_example() -> str:
 
 def test_readme_example_runs_as_written(tmp_path):
     code = readme_example()
+    (tmp_path / "out").mkdir()  # the README's commands write into the repository's out/
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     promised = re.search(r"print\(result\.decisions\)\s*#\s*(.*)", code).group(1)
     assert proc.stdout.strip() == promised  # the README shows the real output
-    assert (tmp_path / "net.onnx").is_file()  # written only once validated
+    assert (tmp_path / "out" / "net.onnx").is_file()  # written only once validated
 
 
 class Zero(nn.Module):
