@@ -21,6 +21,7 @@ from .decisions import NEAR_TIE, Decisions
 from .errors import InputShapeError, SpecError, UsageError
 from .frontend import ChoiceLifter, Recognizer, lift
 from .ir.graph import Graph
+from .module_tree import named_tensors
 from .passes import PIPELINE_O1, PassContext, run_pipeline
 from .progress import ProgressFn, StageEvent, stage
 from .reference import eval_mode, reference_outputs
@@ -462,36 +463,28 @@ class Lifted:
     non_finite: list = field(default_factory=list)  # (kind, name, tensor, (count, first index)) of the model
 
 
-def refuse_meta_tensors(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-    """A tensor on the meta device has a shape but no values: nothing could be computed or written from it."""
+def scan_tensors(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[tuple[str, str, torch.Tensor, Any]]:
+    """Refuse tensors on the meta device, and return the parameters ("weight") and buffers holding NaN or inf
+    (kind, name, tensor, (count, first index)): one walk of the model's tensors per lift."""
+    from .backend.onnx import non_finite
+
     hint = ("it has a shape but no values (a model built under torch.device('meta') or loaded lazily); build the "
             "model on a real device, or materialize it (model.to_empty(device='cpu')) and load its weights with "
             "load_state_dict(..., assign=True)")
-    for kind, named in (("parameter", model.named_parameters()), ("buffer", model.named_buffers())):
-        for name, tensor in named:
-            if tensor.is_meta:
-                raise SpecError(f"{kind} {name!r} is on the meta device: {hint}")
-    for path, module in model.named_modules():
-        for name, value in vars(module).items():
-            if isinstance(value, torch.Tensor) and value.is_meta:
-                where = f"{path}.{name}" if path else name
-                raise SpecError(f"tensor attribute {where!r} is on the meta device: {hint}")
+    tensors = list(named_tensors(model))
+    for kind, name, tensor in tensors:
+        if tensor.is_meta:
+            what = {"weight": "parameter", "buffer": "buffer", "attribute": "tensor attribute"}[kind]
+            raise SpecError(f"{what} {name!r} is on the meta device: {hint}")
     for i, x in enumerate(inputs):
         if x.is_meta:
             raise InputShapeError(f"example input {i} is on the meta device: it has a shape but no values; "
                                   "give a tensor on the cpu (e.g. torch.randn(...))")
-
-
-def non_finite_tensors(model: nn.Module) -> list[tuple[str, str, torch.Tensor, Any]]:
-    """The model's parameters ("weight") and buffers holding NaN or inf, found once per lift."""
-    from .backend.onnx import non_finite
-
     found = []
-    for kind, named in (("weight", model.named_parameters()), ("buffer", model.named_buffers())):
-        for name, tensor in named:
-            bad = non_finite(tensor)
-            if bad is not None:
-                found.append((kind, name, tensor, bad))
+    for kind, name, tensor in tensors:
+        bad = non_finite(tensor) if kind != "attribute" else None
+        if bad is not None:
+            found.append((kind, name, tensor, bad))
     return found
 
 
@@ -528,13 +521,13 @@ def lift_model(model: nn.Module, example_inputs: Any, recognizers: list[Recogniz
     from .inputs import flatten_inputs
 
     inputs, structure = flatten_inputs(example_inputs)
-    refuse_meta_tensors(model, inputs)
+    non_finite = scan_tensors(model, inputs)
     with cyclic_gc_paused(), eval_mode(model):
         with stage(progress, "lift", "lift") as detail:
             graph, lifter = lift(model, inputs, recognizers, arch_params, allow_no_choices, input_structure=structure,
                                  batch_dim=resolve_batch_dim(model, batch_dim))
             detail.append(f"{ir_ops(graph)} IR nodes, {count_choices(graph)} choices")
-    return Lifted(model, inputs, graph, lifter, describe(graph), non_finite_tensors(model))
+    return Lifted(model, inputs, graph, lifter, describe(graph), non_finite)
 
 
 def compile(

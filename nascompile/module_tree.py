@@ -30,6 +30,28 @@ def submodules(root: nn.Module) -> Iterator[nn.Module]:
         stack.extend(child for child in reversed(module._modules.values()) if child is not None)
 
 
+def named_tensors(root: nn.Module) -> Iterator[tuple[str, str, torch.Tensor]]:
+    """(kind, dotted name, tensor) of every parameter ("weight"), buffer ("buffer") and plain tensor attribute
+    ("attribute") under `root`, in module order, each tensor once under its first name (as `named_parameters`
+    and `named_buffers` list them), in one walk instead of one recursive walk per kind."""
+    seen_modules: set[int] = set()
+    seen_tensors: set[int] = set()
+    stack = [("", root)]
+    while stack:
+        path, module = stack.pop()
+        if id(module) in seen_modules:
+            continue
+        seen_modules.add(id(module))
+        prefix = f"{path}." if path else ""
+        for kind, items in (("weight", module._parameters.items()), ("buffer", module._buffers.items()),
+                            ("attribute", ((n, v) for n, v in vars(module).items() if isinstance(v, torch.Tensor)))):
+            for name, tensor in items:
+                if tensor is not None and id(tensor) not in seen_tensors:
+                    seen_tensors.add(id(tensor))
+                    yield kind, prefix + name, tensor
+        stack.extend((prefix + name, child) for name, child in reversed(module._modules.items()) if child is not None)
+
+
 def paths_of(root: nn.Module, wanted: set[int]) -> dict[int, str]:
     """id -> dotted path under `root` of the modules in `wanted` (ids), walking breadth first and only as
     deep as the last one found: a mixed op's candidates are its children or grandchildren, while the
