@@ -21,7 +21,9 @@ def compile_in_a_process(spec: str, directory, hash_seed: str) -> dict[str, byte
     return {name: (directory / name).read_bytes() for name in OUTPUTS}
 
 
-@pytest.mark.parametrize("example", ["darts_cnn", "darts_reference", "nni_darts", "archai_darts"])
+# one frontend by default (each case is two fresh processes, ~20 s); every bundled frontend with -m slow
+@pytest.mark.parametrize("example", ["darts_reference"] + [pytest.param(name, marks=pytest.mark.slow)
+                                                            for name in ("darts_cnn", "nni_darts", "archai_darts")])
 def test_two_processes_write_byte_identical_files(example, tmp_path):
     spec = str(EXAMPLES / f"{example}.py")
     first = compile_in_a_process(spec, tmp_path / "first", hash_seed="1")
