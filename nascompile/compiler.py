@@ -18,10 +18,10 @@ from torch import nn
 
 from .costs import count_choices, count_params, ir_ops
 from .decisions import NEAR_TIE, Decisions
-from .errors import InputShapeError, SpecError, UsageError
-from .frontend import ChoiceLifter, Recognizer, lift
+from .errors import InputShapeError, UsageError, meta_tensor_error
+from .frontend import ChoiceLifter, Recognizer, lift, module_calls
 from .ir.graph import Graph
-from .module_tree import named_tensors
+from .module_tree import active_survey, named_tensors, survey
 from .passes import PIPELINE_O1, PassContext, run_pipeline
 from .progress import ProgressFn, StageEvent, stage
 from .reference import eval_mode, reference_outputs
@@ -465,27 +465,24 @@ class Lifted:
 
 def scan_tensors(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[tuple[str, str, torch.Tensor, Any]]:
     """Refuse tensors on the meta device, and return the parameters ("weight") and buffers holding NaN or inf
-    (kind, name, tensor, (count, first index)): one walk of the model's tensors per lift."""
-    from .backend.onnx import non_finite
+    (kind, name, tensor, (count, first index)). Reads the tensors of the compile's module-tree survey, checks
+    them in batches (`finite.flagged`) and walks for names only when one is bad. (A plain tensor attribute
+    on the meta device is refused by the tracer, where a forward reads it.)"""
+    from .finite import flagged, non_finite
 
-    hint = ("it has a shape but no values (a model built under torch.device('meta') or loaded lazily); build the "
-            "model on a real device, or materialize it (model.to_empty(device='cpu')) and load its weights with "
-            "load_state_dict(..., assign=True)")
-    tensors = list(named_tensors(model))
-    for kind, name, tensor in tensors:
-        if tensor.is_meta:
-            what = {"weight": "parameter", "buffer": "buffer", "attribute": "tensor attribute"}[kind]
-            raise SpecError(f"{what} {name!r} is on the meta device: {hint}")
+    census = active_survey(model) or survey(model)
+    if any(t.is_meta for t in census.tensors):  # plain tensor attributes: where a traced forward reads them
+        kind, name, _ = next(item for item in named_tensors(model) if item[2].is_meta)
+        raise meta_tensor_error({"weight": "parameter", "buffer": "buffer"}[kind], name)
     for i, x in enumerate(inputs):
         if x.is_meta:
             raise InputShapeError(f"example input {i} is on the meta device: it has a shape but no values; "
                                   "give a tensor on the cpu (e.g. torch.randn(...))")
-    found = []
-    for kind, name, tensor in tensors:
-        bad = non_finite(tensor) if kind != "attribute" else None
-        if bad is not None:
-            found.append((kind, name, tensor, bad))
-    return found
+    bad = {id(census.tensors[i]) for i in flagged(census.tensors)}
+    if not bad:
+        return []
+    return [(kind, name, tensor, non_finite(tensor)) for kind, name, tensor in named_tensors(model)
+            if kind != "attribute" and id(tensor) in bad]
 
 
 def check_non_finite(lifted: Lifted, ctx: PassContext) -> None:
@@ -521,8 +518,8 @@ def lift_model(model: nn.Module, example_inputs: Any, recognizers: list[Recogniz
     from .inputs import flatten_inputs
 
     inputs, structure = flatten_inputs(example_inputs)
-    non_finite = scan_tensors(model, inputs)
-    with cyclic_gc_paused(), eval_mode(model):
+    with cyclic_gc_paused(), eval_mode(model), module_calls.session():  # one patch of nn.Module for all traces
+        non_finite = scan_tensors(model, inputs)
         with stage(progress, "lift", "lift") as detail:
             graph, lifter = lift(model, inputs, recognizers, arch_params, allow_no_choices, input_structure=structure,
                                  batch_dim=resolve_batch_dim(model, batch_dim))
@@ -604,7 +601,7 @@ def compile_lifted(
         from .passes.apply_arch import arch_pipeline
 
         pipeline = arch_pipeline(pipeline)
-    with cyclic_gc_paused(), eval_mode(lifted.model):
+    with cyclic_gc_paused(), eval_mode(lifted.model), module_calls.session():  # expand traces
         chosen = resolve_rules(graph, rules, rank, getattr(lifted.model, "decision_rules", None))
         chosen = chosen.with_skip_limit(max_skip_connects)
         ctx = PassContext(max_final_edges=max_final_edges, rules=chosen.rules, example_inputs=inputs,

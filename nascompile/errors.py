@@ -149,3 +149,10 @@ class CalibrationError(NascompileError):
 
 
 INTERNAL_ERROR_EXIT_CODE = 70
+
+
+def meta_tensor_error(what: str, name: str) -> SpecError:
+    """A tensor with a shape but no values: the model was built under torch.device('meta') or loaded lazily."""
+    return SpecError(f"{what} {name!r} is on the meta device: it has a shape but no values (a model built under "
+                     "torch.device('meta') or loaded lazily); build the model on a real device, or materialize it "
+                     "(model.to_empty(device='cpu')) and load its weights with load_state_dict(..., assign=True)")

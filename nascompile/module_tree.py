@@ -2,9 +2,9 @@
 
 `nn.Module.modules()` and `parameters()` are recursive generators: each module costs a step per level of
 depth, and a DARTS supernet holds thousands of candidate modules. These walks use an explicit stack.
-A compile needs two facts about every module (is it in training mode? does it have forward hooks?);
-`eval_mode` gathers both in one walk and keeps them while it is active, so the lift, the passes and the
-reference read them instead of walking again.
+A compile needs a few facts about every module (is it in training mode? does it have forward hooks? which
+parameters and buffers does it hold?); `eval_mode` gathers them in one walk and keeps them while it is active, so the
+lift's checks, the passes and the reference read them instead of walking again.
 """
 
 from __future__ import annotations
@@ -83,21 +83,40 @@ def weights(root: nn.Module) -> Iterator[torch.Tensor]:
 
 @dataclass(frozen=True)
 class Survey:
-    """What one walk found: the modules in training mode, and whether any module has forward hooks."""
+    """What one walk found: the modules in training mode, whether any module has forward hooks, and the
+    parameters and buffers of the tree, each once, without their names (names cost a string per tensor;
+    `named_tensors` finds the few a message needs)."""
 
     training: tuple[nn.Module, ...]
     hooked: bool
+    tensors: tuple[torch.Tensor, ...] = ()
 
 
 def survey(root: nn.Module) -> Survey:
+    """The walk behind `eval_mode`: reads each module's own dicts directly (no generators, no names)."""
     training: list[nn.Module] = []
     hooked = False
-    for module in submodules(root):
-        if module.training:
+    tensors: list[torch.Tensor] = []
+    seen_modules: set[int] = set()
+    seen_tensors: set[int] = set()
+    stack = [root]
+    while stack:
+        module = stack.pop()
+        if id(module) in seen_modules:
+            continue
+        seen_modules.add(id(module))
+        state = module.__dict__
+        if state["training"]:
             training.append(module)
-        if module._forward_hooks or module._forward_pre_hooks:
+        if state["_forward_hooks"] or state["_forward_pre_hooks"]:
             hooked = True
-    return Survey(tuple(training), hooked)
+        for table in (state["_parameters"], state["_buffers"]):
+            for tensor in table.values():
+                if tensor is not None and id(tensor) not in seen_tensors:
+                    seen_tensors.add(id(tensor))
+                    tensors.append(tensor)
+        stack += [child for child in state["_modules"].values() if child is not None]
+    return Survey(tuple(training), hooked, tuple(tensors))
 
 
 _ACTIVE: dict[int, Survey] = {}  # id(model) -> its survey, while an `eval_mode` of it is active
@@ -122,7 +141,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     found = survey(model)
     if found.training:
         model.eval()
-    _ACTIVE[id(model)] = Survey((), found.hooked)
+    _ACTIVE[id(model)] = Survey((), found.hooked, found.tensors)
     try:
         yield model
     finally:

@@ -268,15 +268,17 @@ def test_a_chain_is_named_as_a_trace_names_it():
 
 
 def test_a_compile_walks_the_module_tree_once(monkeypatch):
-    """eval mode and the hook check share one walk (`module_tree.survey`), for the lift and the passes."""
+    """eval mode, the hook check and the tensor checks share one walk (`module_tree.survey`), for the lift and
+    the passes."""
     from nascompile import module_tree
 
     model = Net().train()
-    walks = []
-    real = module_tree.submodules
-    monkeypatch.setattr(module_tree, "submodules", lambda root: walks.append(root) or real(root))
+    surveys, walks = [], []
+    real_survey, real_walk = module_tree.survey, module_tree.submodules
+    monkeypatch.setattr(module_tree, "survey", lambda root: surveys.append(root) or real_survey(root))
+    monkeypatch.setattr(module_tree, "submodules", lambda root: walks.append(root) or real_walk(root))
     result = nascompile.compile(model, (torch.randn(1, 2, 4, 4),))
-    assert walks == [model]
+    assert surveys == [model] and walks == []
     assert result.decisions and all(m.training for m in model.modules())  # every flag restored
 
 

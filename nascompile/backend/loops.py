@@ -203,7 +203,7 @@ def emit_scan(e, loop: TimeLoop) -> tuple[str, str]:
     graph = e.graph
     body = Emitter(graph, e.opset, e.dynamic_spatial)
     body.initializers, body._tensor_names, body._constants = e.initializers, e._tensor_names, e._constants
-    body._taken, body._suffixes = e._taken, e._suffixes
+    body._taken, body._suffixes, body.weights_written = e._taken, e._suffixes, e.weights_written
     state_in, step_in = e.unique("loop.state_in"), e.unique("loop.step_in")
     body.values[loop.body_state] = state_in
     for node in loop.body:

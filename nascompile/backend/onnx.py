@@ -18,6 +18,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import LoweringError, WeightsError
+from ..finite import first_non_finite
 from ..ir.graph import Graph
 from ..ir.text import DTYPES_BY_NAME
 from ..opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
@@ -52,6 +53,7 @@ class Emitter:
         self._tensor_names: dict[tuple, tuple[str, torch.Tensor]] = {}  # tensor_key -> (name, the tensor kept alive)
         self._constants: dict[tuple, str] = {}
         self.output_alias: dict[str, str] = {}  # IR node -> graph output name its value should take
+        self.weights_written: list[tuple[torch.Tensor, str, str]] = []  # (tensor, name, op): checked at the end
 
     # --- names ------------------------------------------------------------------------------------
     def unique(self, base: str) -> str:
@@ -87,7 +89,7 @@ class Emitter:
         cache_key = (tensor_key(tensor), transposed)
         if cache_key not in self._tensor_names:
             base = f"{self.where(node) if transposed else self.graph.meta(node).get('source') or node}.{key}"
-            check_finite(tensor, f"{self.where(node)}.{key}", self.graph.op(node))
+            self.weights_written.append((tensor, f"{self.where(node)}.{key}", self.graph.op(node)))
             array = _to_numpy(tensor).T if transposed else _to_numpy(tensor)
             self._tensor_names[cache_key] = (self.initializer(base + ("_t" if transposed else ""), array), tensor)
         return self._tensor_names[cache_key][0]
@@ -139,27 +141,19 @@ class Emitter:
         return self.add(op_type, inputs, node, **attrs)[0]
 
 
-def non_finite(tensor: torch.Tensor) -> tuple[int, list[int]] | None:
-    """(how many, index of the first) NaN or infinite values of a floating tensor; None when all are finite."""
-    if not (tensor.is_floating_point() or tensor.is_complex()):
-        return None
-    bad = ~torch.isfinite(tensor.detach())
-    if not bad.any():
-        return None
-    return int(bad.sum()), [int(i) for i in bad.nonzero()[0]]
-
-
 def non_finite_error(name: str, op: str, found: tuple[int, list[int]], kind: str = "weight") -> WeightsError:
     return WeightsError(f"{kind} {name!r} (of {op}) holds {found[0]} non-finite value(s) (NaN or inf; the first at "
                         f"index {found[1]}); the supernet's weights are broken (a diverged search?): load a good "
                         "checkpoint with --weights")
 
 
-def check_finite(tensor: torch.Tensor, name: str, op: str) -> None:
-    """Refuse a weight holding NaN or infinity: the file would compute NaN, and validation could not say why."""
-    found = non_finite(tensor)
+def refuse_non_finite(written: list[tuple[torch.Tensor, str, str]]) -> None:
+    """Refuse the first weight holding NaN or infinity: the file would compute NaN, and validation could not
+    say why. Checked once for all weights written (`finite.first_non_finite`), not one call per tensor."""
+    found = first_non_finite([tensor for tensor, _, _ in written])
     if found is not None:
-        raise non_finite_error(name, op, found)
+        _, name, op = written[found[0]]
+        raise non_finite_error(name, op, found[1])
 
 
 def tensor_key(tensor: torch.Tensor) -> tuple:
@@ -528,6 +522,7 @@ def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = T
             e.nodes.append(helper.make_node("Identity", [value], [out_name], name=e.unique(f"{out_name}/Identity")))
         outputs.append(_value_info(out_name, graph.meta(src), dynamic_batch, f"output {out_name}",
                                    [] if dynamic_spatial else None, batch_dim, src in timed))
+    refuse_non_finite(e.weights_written)
     model = e.model  # holds the initializers already
     model.graph.name = name
     model.graph.node.extend(live_nodes(e.nodes, [o.name for o in outputs]))

@@ -16,12 +16,11 @@ moving while a value is computed, and refused: a compiled network cannot depend 
 
 from __future__ import annotations
 
-import contextlib
 import linecache
 import operator
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,7 @@ import torch.fx as fx
 from torch import nn
 
 from ..errors import TraceError
+from . import module_calls
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -170,7 +170,7 @@ class Evaluator:
                 index = [n for n in node.graph.nodes if n.op == "placeholder"].index(node)
             return untaint(self.placeholder(index))
         if node.op == "get_attr":
-            with untraced():
+            with module_calls.eager():
                 owner_path, _, name = node.target.rpartition(".")
                 owner = self.root.get_submodule(owner_path) if owner_path else self.root
                 return getattr(owner, name), False
@@ -189,27 +189,13 @@ class Evaluator:
             def call() -> Any:
                 return node.target(*args, **kwargs)
         try:
-            with torch.no_grad(), untraced():
+            with torch.no_grad(), module_calls.eager():
                 value = run_deterministic(call)
         except RandomSampling as exc:
             if exc.args:  # an argument's computation drew first: keep its name
                 raise
             raise RandomSampling(getattr(node.target, "__name__", str(node.target))) from None
         return value, tainted and not shape_query
-
-
-@contextlib.contextmanager
-def untraced() -> Iterator[None]:
-    """Module calls and attribute reads as in eager PyTorch, even while fx is tracing (fx patches
-    `nn.Module.__call__` and `__getattr__` for the duration of a trace)."""
-    from torch.fx import _symbolic_trace as symbolic
-
-    patched = nn.Module.__call__, nn.Module.__getattr__
-    nn.Module.__call__, nn.Module.__getattr__ = symbolic._orig_module_call, symbolic._orig_module_getattr
-    try:
-        yield
-    finally:
-        nn.Module.__call__, nn.Module.__getattr__ = patched
 
 
 def is_int_like(value: Any) -> bool:

@@ -62,9 +62,9 @@ def ensure_types(graph: Graph, node: str) -> None:
         seen.add(current)
         stack.append((current, True))
         stack.extend((arg, False) for arg in graph.inputs(current))
-    from .concrete import untraced
+    from . import module_calls
 
-    with untraced():
+    with module_calls.eager():
         for current in order:
             _compute_type(graph, current)
 

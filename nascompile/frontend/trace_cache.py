@@ -36,8 +36,8 @@ def _frozen(value: Any) -> Hashable:
         return (type(value), value)
     if isinstance(value, (tuple, list)):
         return (type(value), tuple(_frozen(v) for v in value))
-    if isinstance(value, torch.Tensor):  # a plain tensor attribute: the trace sees its shape at most
-        return ("tensor", tuple(value.shape), value.dtype)
+    if isinstance(value, torch.Tensor):  # a plain tensor attribute: the trace sees its shape at most (and a
+        return ("tensor", tuple(value.shape), value.dtype, value.is_meta)  # meta one is refused as it is traced)
     raise _Uncacheable
 
 

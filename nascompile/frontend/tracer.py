@@ -29,8 +29,11 @@ from typing import Any
 import torch
 import torch.fx as fx
 from torch import nn
+from torch.fx import _symbolic_trace as symbolic
+from torch.fx._lazy_graph_module import _LazyGraphModule
 
-from ..errors import TraceError
+from ..errors import SpecError, TraceError, meta_tensor_error
+from . import module_calls
 from .concrete import (Evaluator, RandomSampling, Specialization, as_index, traceback_location,
                        user_location)
 
@@ -175,6 +178,7 @@ class ScopeTracer(fx.Tracer):
         # no autowrapping of `math` functions: fx would scan the globals of every forward it meets
         super().__init__(autowrap_modules=(), param_shapes_constant=True)
         self.module = module
+        self.path = path
         self.where = path or type(module).__name__
         self.binding = binding
         self.evaluator = Evaluator(module, binding.placeholder_value)
@@ -285,7 +289,8 @@ class ScopeTracer(fx.Tracer):
 
     def path_of_module(self, mod: nn.Module) -> str:
         """The path of a submodule the forward calls: a child, or deeper (a candidate in `self.edges[k]`,
-        a method of a child running inline). Found on demand, see `_shallow_walks`."""
+        a method of a child running inline). Found on demand, breadth first: a supernet's cell holds thousands of
+        candidate modules that its trace never calls."""
         if self._paths is None:
             self._paths, self._frontier = {}, collections.deque([("", self.module)])
         path = self._paths.get(id(mod))
@@ -302,12 +307,37 @@ class ScopeTracer(fx.Tracer):
         return path
 
     # --- the trace ----------------------------------------------------------------------------------
+    def trace(self, root: nn.Module, concrete_args: Any = None) -> fx.Graph:
+        """`fx.Tracer.trace` of `root`'s forward, less what this tracer does not need: no patching of
+        `nn.Module` per trace (module calls reach this tracer through `module_calls.tracing`, patched once
+        per session) and no walk of the whole module tree for paths and tensor names (found on demand by
+        `path_of_module` and `_name_of`). Functions registered with `torch.fx.wrap` are still wrapped."""
+        if isinstance(root, _LazyGraphModule):  # a lazily compiled GraphModule: fx compiles it before tracing
+            _LazyGraphModule.force_recompile(root)
+        forward = type(root).forward
+        self.root, self.root_module_name, self.submodule_paths = root, root._get_name(), None
+        self.graph = fx.Graph(tracer_cls=type(self))
+        code = forward.__code__
+        self.graph._co_fields = {"co_name": code.co_name, "co_filename": code.co_filename,
+                                 "co_firstlineno": code.co_firstlineno}
+        self.tensor_attrs = {}  # fx's fallback naming of tensors; `create_arg` names them first
+        self.parameter_proxy_cache: dict[str, fx.Proxy] = {}
+        fn, args = self.create_args_for_root(forward, True, concrete_args)
+        was_tracing = symbolic._is_fx_tracing_flag
+        symbolic._is_fx_tracing_flag = True  # torch.fx.is_fx_tracing() is true inside, as under fx's own trace
+        try:
+            with module_calls.tracing(self), symbolic._new_patcher() as patcher:
+                symbolic._patch_wrapped_functions(patcher)
+                self.create_node("output", "output", (self.create_arg(fn(*args)),), {})
+        finally:
+            symbolic._is_fx_tracing_flag = was_tracing
+        return self.graph
+
     def run(self) -> Trace:
         try:
-            with _plain_tensor_attributes_visible(self.module), _no_sampling(self.where), \
-                    _shallow_walks(self.module):
+            with _plain_tensor_attributes_visible(self.module, self.path), _no_sampling(self.where):
                 graph = self.trace(self.module)
-        except TraceError:
+        except (TraceError, SpecError):
             raise
         except RandomSampling:
             raise _random_sampling(self.where, None) from None
@@ -337,31 +367,6 @@ def _with_hooks(module: nn.Module, forward: Callable, args: tuple, kwargs: dict)
         if result is not None:
             out = result
     return out
-
-
-class _shallow_walks:
-    """Keep fx's set-up walks of the traced module shallow for the duration of its trace.
-
-    `fx.Tracer.trace` maps every module below the root to its path and collects every tensor attribute
-    below it, each trace: on a cell of a supernet that is thousands of candidate modules, traced once
-    per cell and node. Every submodule call is a leaf here, and paths and tensor names are found on
-    demand (`path_of_module`, `_name_of`), so fx is shown the root and its children only.
-    """
-
-    def __init__(self, module: nn.Module):
-        self.module = module
-
-    def __enter__(self):
-        module = self.module
-        children = list(module._modules.items())
-        module.named_modules = lambda *a, **k: iter([("", module)] + [(n, c) for n, c in children if c is not None])
-        module.named_children = lambda: iter(())
-        return self
-
-    def __exit__(self, *exc_info):
-        del self.module.__dict__["named_modules"]
-        del self.module.__dict__["named_children"]
-        return False
 
 
 class _no_sampling:
@@ -522,14 +527,17 @@ class _plain_tensor_attributes_visible:
     restored. (Submodules read their own attributes in their own traces.)
     """
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module, path: str):
         self.module = module
+        self.path = path
         self.moved: list[tuple[str, torch.Tensor]] = []
 
     def __enter__(self):
         module = self.module
         for name, value in list(vars(module).items()):
             if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+                if value.is_meta:  # parameters and buffers were checked before the lift (`compiler.scan_tensors`)
+                    raise meta_tensor_error("tensor attribute", f"{self.path}.{name}" if self.path else name)
                 delattr(module, name)
                 module.register_buffer(name, value, persistent=False)
                 self.moved.append((name, value))

@@ -1,0 +1,34 @@
+"""Batched NaN/inf detection (`nascompile/finite.py`): exact on every kind of tensor a model holds."""
+
+import math
+
+import torch
+
+from nascompile.finite import first_non_finite, flagged, non_finite
+
+
+def test_flags_nan_and_both_infinities_in_every_floating_dtype_and_nothing_else():
+    tensors = [
+        torch.ones(3),                                            # 0 finite
+        torch.tensor([1.0, math.nan, 2.0]),                       # 1 NaN
+        torch.tensor([-math.inf, 0.0]),                           # 2 -inf
+        torch.ones(2, dtype=torch.float64),                       # 3 finite float64
+        torch.tensor([1, 2]),                                     # 4 integer: never
+        torch.empty(0),                                           # 5 empty: never
+        torch.tensor([math.nan, math.nan], dtype=torch.float16),  # 6 NaN in float16
+        torch.tensor([math.inf], dtype=torch.bfloat16),           # 7 inf in bfloat16
+        torch.nn.Parameter(torch.tensor([1.0, math.nan])),        # 8 a parameter that requires grad
+        torch.tensor([3e38, 3e38]),                               # 9 finite, but its squared norm overflows
+        torch.tensor([1 + 1j, complex(math.nan, 0)]),             # 10 complex NaN
+        torch.tensor([[0.0, math.inf]]).to_sparse(),              # 11 sparse inf
+        torch.tensor([[0.0, 1.0]]).to_sparse(),                   # 12 sparse finite
+    ]
+    assert flagged(tensors) == [1, 2, 6, 7, 8, 10, 11]
+
+
+def test_first_non_finite_counts_and_locates_like_the_one_tensor_check():
+    tensors = [torch.zeros(2, 2), torch.tensor([[0.0, 1.0], [math.inf, math.nan]]), torch.tensor([math.nan])]
+    assert first_non_finite(tensors) == (1, (2, [1, 0]))
+    assert non_finite(tensors[1]) == (2, [1, 0])
+    assert first_non_finite([torch.ones(4), torch.tensor([7])]) is None
+    assert first_non_finite([]) is None
