@@ -34,6 +34,10 @@ _UNARY = {"relu": "F.relu({})", "sigmoid": "torch.sigmoid({})", "tanh": "torch.t
           "zero": "torch.zeros_like({})", "identity": "{}"}
 
 
+def _size_expression(graph: Graph, value: str, node: str) -> str:
+    return value if graph.op(node) == "size" else f"int({value})"
+
+
 def _identifier(text: str) -> str:
     name = re.sub(r"\W", "_", text).strip("_") or "v"
     if name[0].isdigit() or keyword.iskeyword(name) or hasattr(nn.Module, name) or name in ("torch", "nn", "F", "self"):
@@ -164,8 +168,10 @@ def _lower(w: _Writer, node: str) -> str:
     if op == "flatten":
         return f"torch.flatten({x}, {attrs['start_dim']}, {attrs['end_dim']})"
     if op == "reshape":
-        sizes = iter(w.args(node)[1:])
-        dims = [str(d) if d is not None else f"int({next(sizes)})" for d in attrs["shape"]]
+        # a dimension read off a tensor (`x.size(0)`) stays as it is, so that a tracer (torch.onnx.export) keeps it
+        # symbolic; any other computed size is made a Python int
+        sizes = iter(zip(w.args(node)[1:], w.graph.inputs(node)[1:]))
+        dims = [str(d) if d is not None else _size_expression(w.graph, *next(sizes)) for d in attrs["shape"]]
         return f"{x}.reshape({', '.join(dims)})"
     if op == "transpose":
         return f"{x}.permute({', '.join(map(str, attrs['perm']))})"

@@ -96,27 +96,26 @@ def survey(root: nn.Module) -> Survey:
     """The walk behind `eval_mode`: reads each module's own dicts directly (no generators, no names)."""
     training: list[nn.Module] = []
     hooked = False
-    tensors: list[torch.Tensor] = []
-    seen_modules: set[int] = set()
-    seen_tensors: set[int] = set()
-    stack = [root]
+    tensors: list[torch.Tensor | None] = []
+    seen: set[int] = set()
+    stack: list[nn.Module | None] = [root]
     while stack:
         module = stack.pop()
-        if id(module) in seen_modules:
+        if module is None or id(module) in seen:
             continue
-        seen_modules.add(id(module))
+        seen.add(id(module))
         state = module.__dict__
         if state["training"]:
             training.append(module)
         if state["_forward_hooks"] or state["_forward_pre_hooks"]:
             hooked = True
-        for table in (state["_parameters"], state["_buffers"]):
-            for tensor in table.values():
-                if tensor is not None and id(tensor) not in seen_tensors:
-                    seen_tensors.add(id(tensor))
-                    tensors.append(tensor)
-        stack += [child for child in state["_modules"].values() if child is not None]
-    return Survey(tuple(training), hooked, tuple(tensors))
+        if state["_parameters"]:
+            tensors += state["_parameters"].values()
+        if state["_buffers"]:
+            tensors += state["_buffers"].values()
+        stack += state["_modules"].values()
+    unique = {id(tensor): tensor for tensor in tensors if tensor is not None}  # a shared tensor once
+    return Survey(tuple(training), hooked, tuple(unique.values()))
 
 
 _ACTIVE: dict[int, Survey] = {}  # id(model) -> its survey, while an `eval_mode` of it is active
@@ -148,3 +147,17 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         del _ACTIVE[id(model)]
         for module in found.training:
             module.training = True
+
+
+def submodule_at(root: nn.Module, path: str) -> nn.Module:
+    """`root.get_submodule(path)` read off the `_modules` dicts: no `nn.Module.__getattr__` per level (which
+    the lift's tracing session wraps). A path that is not a chain of registered children raises
+    AttributeError, as `get_submodule` does."""
+    module = root
+    if path:
+        for name in path.split("."):
+            child = module.__dict__["_modules"].get(name)
+            if child is None:
+                return root.get_submodule(path)  # its own message, or a module reached otherwise
+            module = child
+    return module

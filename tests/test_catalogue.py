@@ -30,7 +30,7 @@ own exit code, and leaves no output file behind.
 | `--static-batch --validate --batch-sizes` other than the fixed batch (without `--batch-sizes`, the fixed batch is validated) | 2 | test_validation_runs.py |
 | a model onnxruntime cannot load or run (a float64 Conv): a validation failure, not a device error | 11 | test_validation_runs.py |
 | NaN or infinite weights or buffers (a BatchNorm's running_var) in the discrete network, named as the model names them (refused before writing, with or without --validate); in a left-out candidate only: a warning naming it, the file is written | 4 / 0 | test_non_finite_weights_are_refused_naming_the_tensor, test_non_finite_tensors_of_kept_buffers_refused_of_pruned_candidates_warned |
-| a model (parameter, buffer or tensor attribute) or an example input on the meta device, named | 3 / 9 | test_a_model_on_the_meta_device_is_a_spec_error_naming_the_tensor |
+| a model (parameter, buffer, or a tensor attribute a traced forward reads) or an example input on the meta device, named | 3 / 9 | test_a_model_on_the_meta_device_is_a_spec_error_naming_the_tensor |
 | a SPEC that calls sys.exit/exit/quit (import, build(), forward, example_inputs()) or whose example_inputs() raises | 3 | test_a_spec_that_exits_or_raises_is_a_spec_error_naming_the_line |
 | print() in a SPEC: goes to stderr, never into `report --json` or `export` output | 0 | test_the_specs_prints_go_to_stderr_not_into_results |
 | an output path naming a directory (`-o newdir/`), or one file given as two outputs (`--decisions` = `-o`) | 10 | test_output_paths.py |

@@ -104,3 +104,15 @@ def test_a_compile_patches_nn_module_twice_at_most_whatever_the_number_of_traces
     monkeypatch.setattr(module_calls, "session", module_calls.contextlib.contextmanager(counting))
     nascompile.compile(Net(), (torch.randn(1, 3),))
     assert len(opened) == 2
+
+
+def test_submodule_at_reads_registered_children_and_errs_as_get_submodule_does():
+    from nascompile.module_tree import submodule_at
+
+    model = nn.Sequential(nn.Sequential(nn.ReLU(), Doubler()))
+    assert submodule_at(model, "0.1.lin") is model[0][1].lin
+    assert submodule_at(model, "") is model
+    with pytest.raises(AttributeError):
+        submodule_at(model, "0.7")
+    with pytest.raises(AttributeError):
+        submodule_at(model, "0.1.lin.weight")  # a parameter, not a module

@@ -29,6 +29,7 @@ import torch.fx as fx
 from torch import nn
 
 from ..errors import TraceError
+from ..module_tree import submodule_at
 from . import module_calls
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
@@ -172,7 +173,7 @@ class Evaluator:
         if node.op == "get_attr":
             with module_calls.eager():
                 owner_path, _, name = node.target.rpartition(".")
-                owner = self.root.get_submodule(owner_path) if owner_path else self.root
+                owner = submodule_at(self.root, owner_path)
                 return getattr(owner, name), False
         (args, kwargs), tainted = self._load((node.args, node.kwargs))
         shape_query = ((node.op == "call_method" and node.target in _SHAPE_METHODS)
@@ -181,7 +182,7 @@ class Evaluator:
             def call() -> Any:
                 return getattr(args[0], node.target)(*args[1:], **kwargs)
         elif node.op == "call_module":
-            module = self.root.get_submodule(node.target)
+            module = submodule_at(self.root, node.target)
 
             def call() -> Any:
                 return module(*args, **kwargs)

@@ -26,6 +26,7 @@ from torch import nn
 from ..errors import ChoiceError, LoweringError, TraceError
 from ..ir.graph import Graph
 from ..ir.text import dtype_name
+from ..module_tree import submodule_at
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ class Converter:
         raise self.fail(f"value {value!r} of type {type(value).__name__} cannot be an operand")
 
     def module_at(self, target: str) -> nn.Module:
-        return self.root.get_submodule(target)
+        return submodule_at(self.root, target)
 
     def shape_of(self, value: V) -> list[int]:
         """The static shape of an IR value (computed on demand, `shapes.py`)."""
@@ -329,7 +330,7 @@ def _live_nodes(fx_graph: fx.Graph, cx: Converter) -> set[fx.Node]:
             stack.append(node)
         elif node.op in ("call_method", "call_function") and is_inplace(node):
             stack.append(node)
-        elif node.op == "call_module" and getattr(cx.root.get_submodule(node.target), "inplace", False):
+        elif node.op == "call_module" and getattr(submodule_at(cx.root, node.target), "inplace", False):
             stack.append(node)
     while stack:
         node = stack.pop()
@@ -347,7 +348,7 @@ def _load(arg: Any, env: dict) -> Any:
 def fetch_attr(root: nn.Module, target: str) -> Any:
     """The attribute an fx `get_attr` target names under `root` (AttributeError when there is none)."""
     owner_path, _, name = target.rpartition(".")
-    owner = root.get_submodule(owner_path) if owner_path else root
+    owner = submodule_at(root, owner_path)
     return getattr(owner, name)
 
 

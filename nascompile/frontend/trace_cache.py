@@ -41,32 +41,39 @@ def _frozen(value: Any) -> Hashable:
     raise _Uncacheable
 
 
-def _key(module: nn.Module, is_choice: Callable[[nn.Module], bool]) -> Hashable:
+def _key(module: nn.Module, is_choice: Callable[[nn.Module], bool], memo: dict[int, Hashable]) -> Hashable:
+    known = memo.get(id(module))
+    if known is not None:
+        return known
     if is_choice(module) or any(getattr(module, hooks, None) for hooks in _HOOKS):
         raise _Uncacheable
     tensors = tuple((kind, name, None if t is None else (tuple(t.shape), t.dtype))
                     for kind in ("_parameters", "_buffers") for name, t in getattr(module, kind).items())
     attrs = tuple((name, _frozen(value)) for name, value in sorted(vars(module).items())
                   if name not in _MODULE_INTERNALS)
-    children = tuple((name, None if child is None else _child_key(child, is_choice))
+    children = tuple((name, None if child is None else _child_key(child, is_choice, memo))
                      for name, child in module._modules.items())
-    return (type(module), module.training, tensors, attrs, children)
+    key = memo[id(module)] = (type(module), module.training, tensors, attrs, children)
+    return key
 
 
-def _child_key(child: nn.Module, is_choice: Callable[[nn.Module], bool]) -> Hashable:
+def _child_key(child: nn.Module, is_choice: Callable[[nn.Module], bool], memo: dict[int, Hashable]) -> Hashable:
     """A choice child is a leaf of every trace that calls it: only its kind and plain attributes can
     matter to that trace, not the candidates inside it."""
     if is_choice(child):
         attrs = tuple((name, _frozen(value)) for name, value in sorted(vars(child).items())
                       if name not in _MODULE_INTERNALS and isinstance(value, _PLAIN + (tuple, list)))
         return ("choice", type(child), attrs)
-    return _key(child, is_choice)
+    return _key(child, is_choice, memo)
 
 
-def structure_key(module: nn.Module, is_choice: Callable[[nn.Module], bool]) -> Hashable | None:
-    """Equal keys mean equal traces; None when the module's trace cannot be shared."""
+def structure_key(module: nn.Module, is_choice: Callable[[nn.Module], bool],
+                  memo: dict[int, Hashable] | None = None) -> Hashable | None:
+    """Equal keys mean equal traces; None when the module's trace cannot be shared. `memo` (id -> key) keeps
+    the keys of one compile, whose modules do not change: a cell's key holds its nodes' keys, which their own
+    traces ask for again."""
     try:
-        return _key(module, is_choice)
+        return _key(module, is_choice, {} if memo is None else memo)
     except _Uncacheable:
         return None
 
@@ -103,11 +110,12 @@ class TraceCache:
 
     def __init__(self) -> None:
         self._traces: dict[Hashable, list[Any]] = {}
+        self._keys: dict[int, Hashable] = {}  # id(module) -> structure key, for this compile
         self.hits = 0
 
     def trace(self, module: nn.Module, is_choice: Callable[[nn.Module], bool], binding: Any,
               trace: Callable[[], Any]) -> Any:
-        key = structure_key(module, is_choice)
+        key = structure_key(module, is_choice, self._keys)
         if key is not None:
             key = (key, binding.key())
             for cached in self._traces.get(key, ()):

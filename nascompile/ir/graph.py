@@ -20,6 +20,7 @@ from typing import Any
 import networkx as nx
 from torch import nn
 
+from ..module_tree import submodule_at
 from .ops import OPS, with_defaults
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.\-]")
@@ -141,7 +142,7 @@ class Graph(nx.MultiDiGraph):
         if self.root is None:
             raise IRError(f"the graph has no root module to find {path!r} in")
         try:
-            return self.root.get_submodule(path)
+            return submodule_at(self.root, path)
         except AttributeError:
             raise IRError(f"the graph's root module ({type(self.root).__name__}) has no submodule {path!r}") from None
 

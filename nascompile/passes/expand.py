@@ -72,7 +72,8 @@ def expand(graph: Graph, ctx: PassContext) -> PassResult:
         source = graph.meta(nested[0]).get("source", "")
         outer = next((a for p, a in expanded.items() if source.startswith(p + ".")), graph.attrs(nested[0]))
         _refuse_nested(outer, graph.attrs(nested[0])["label"])
-    ctx.kept_tensors = kept_tensors(graph)
+    if ctx.watch_tensors:
+        ctx.kept_tensors = kept_tensors(graph)
     return PassResult(changed=bool(nodes))
 
 

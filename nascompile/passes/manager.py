@@ -55,6 +55,7 @@ class PassContext:
     arch: Any = None  # a given architecture (archspec), applied by `apply-arch` instead of deciding from logits
     timings: dict[str, float] = field(default_factory=dict)
     kept_tensors: dict | None = None  # tensors the discrete network uses (`expand.kept_tensors`), key -> IR op
+    watch_tensors: bool = True  # `expand` records kept_tensors (the compile turns it off when all are finite)
 
     def warn(self, message: str) -> None:
         if message not in self.decisions.warnings:  # one warning per fact, however many instances share it
