@@ -1,0 +1,56 @@
+"""benchmarks/run.py gives the exporters the discrete network: for `darts_reference`, whose fixed supernet
+still runs every candidate (one-hot weights), the derived module, checked against nascompile's file."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+from conftest import ROOT, example
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("safetensors")
+
+
+def bench():
+    if "nascompile_bench_run" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("nascompile_bench_run", ROOT / "benchmarks" / "run.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return sys.modules["nascompile_bench_run"]
+
+
+def test_darts_reference_contender_is_the_discrete_network(tmp_path):
+    run = bench()
+    darts_reference = example("darts_reference")
+    model, inputs = darts_reference.build(), darts_reference.example_inputs()
+    onnx_file = tmp_path / "nascompile.onnx"
+    result = run.compile_with_nascompile(model, inputs, onnx_file)
+    contender = run.contender_for(model, inputs, result, onnx_file, tmp_path)
+
+    assert contender.kind == "derived module"  # the fixed supernet computes all 8 candidates of every edge
+    assert contender.layers == {"Conv": 187, "Gemm/MatMul": 1}  # nascompile's -O0 file
+    assert contender.max_error <= 1e-4
+    exported = tmp_path / "dynamo_false.onnx"
+    with contender.fixed():
+        run.export_with_torch(contender.module, inputs, exported, dynamo=False)
+    # raises unless the exporter's file has those Conv/Gemm counts and nascompile's outputs at batch 3
+    run.check_discrete(contender, exported, onnx_file, inputs)
+
+
+def test_check_discrete_refuses_the_fixed_supernet_of_a_mixture(tmp_path):
+    """What run.py did before: the fixed supernet of DARTS's reference MixedOp exported as is."""
+    run = bench()
+    darts_reference = example("darts_reference")
+    model, inputs = darts_reference.build(layers=2), darts_reference.example_inputs()
+    onnx_file = tmp_path / "nascompile.onnx"
+    result = run.compile_with_nascompile(model, inputs, onnx_file)
+    contender = run.contender_for(model, inputs, result, onnx_file, tmp_path)
+    exported = tmp_path / "fixed.onnx"
+    with result.lifter.fixed(model, result.choices.by_path()):
+        run.export_with_torch(model, inputs, exported, dynamo=False)
+    with pytest.raises(AssertionError, match="not given the discrete network"):
+        run.check_discrete(contender, exported)
