@@ -54,7 +54,6 @@ import json
 import logging
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -225,20 +224,9 @@ def layer_calls(module: torch.nn.Module, inputs) -> int:
     return calls
 
 
-def batch_agnostic(source: str) -> str:
-    """`to_pytorch` writes a reshape by a runtime size as `x.reshape(int(size), -1)`, `size = y.size(0)`: the
-    same in eager mode (`size` is an int there), but under `torch.onnx.export(dynamo=False)`'s tracing
-    `int()` turns the traced batch size into a constant, and the file fails at any other batch. Drop
-    `int()` on those lines (a plain variable is a size either way) so the exporter's file takes any batch."""
-    return "\n".join(re.sub(r"\bint\((\w+)\)", r"\1", line) if ".reshape(" in line else line
-                     for line in source.split("\n"))
-
-
 def derived_module(result, directory: Path) -> torch.nn.Module:
     """nascompile's standalone module of `result`'s discrete network (model.py + model.safetensors), loaded."""
     result.to_pytorch(directory)
-    source = directory / "model.py"
-    source.write_text(batch_agnostic(source.read_text()))
     spec = importlib.util.spec_from_file_location(f"derived_{directory.name}", directory / "model.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
