@@ -121,3 +121,33 @@ def test_a_spec_path_with_quotes_and_backslashes_still_compiles(tmp_path):
     result.to_pytorch(tmp_path / "d", spec='odd\\dir\\"""x.py')
     py_compile.compile(str(tmp_path / "d" / "model.py"), doraise=True)
     assert '"""x.py' not in (tmp_path / "d" / "model.py").read_text().split("\n", 1)[0]
+
+
+def test_a_reshape_by_a_tensor_size_stays_symbolic_under_tracing(tmp_path):
+    """`x.view(x.size(0), -1)` is written as `reshape(size, -1)` with `size = x.size(0)`, not `int(size)`: a
+    tracer (torch.onnx.export, torch.jit.trace) then keeps the batch symbolic instead of baking in the traced one."""
+    import importlib.util
+
+    from nascompile import nn as nc
+
+    class Net(nc.Supernet):
+        def __init__(self):
+            super().__init__()
+            self.pick = nc.LayerChoice({"conv": torch.nn.Conv2d(2, 3, 1), "pool": torch.nn.Conv2d(2, 3, 3, padding=1)},
+                                       label="pick")
+
+        def forward(self, x):
+            y = self.pick(x)
+            return y.view(y.size(0), -1)
+
+    result = nascompile.compile(Net(), (torch.randn(2, 2, 4, 4),), pipeline=PIPELINE_O0)
+    result.to_pytorch(tmp_path / "derived")
+    source = (tmp_path / "derived" / "model.py").read_text()
+    assert ".reshape(" in source and "int(" not in source
+    spec = importlib.util.spec_from_file_location("derived_reshape", tmp_path / "derived" / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    net = module.load(tmp_path / "derived" / "model.safetensors")
+    traced = torch.jit.trace(net, (torch.randn(2, 2, 4, 4),))
+    x = torch.randn(5, 2, 4, 4)
+    assert torch.allclose(traced(x), net(x)) and traced(x).shape == (5, 48)
