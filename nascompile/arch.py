@@ -159,6 +159,28 @@ def _upstream(graph: Graph, starts: list[str], stop: set[str]) -> tuple[set[str]
     return seen, met
 
 
+def _arguments_reached(graph: Graph, sources: list[str], stop: set[str]) -> dict[str, frozenset[str]]:
+    """For each of `sources`, the `stop` nodes it is computed from (without crossing one): one memoized walk
+    for all sources, instead of a walk up the whole graph per source (quadratic on a large cell-less net)."""
+    reached: dict[str, frozenset[str]] = {}
+    for source in sources:
+        stack = [] if source in stop else [(source, False)]
+        while stack:
+            node, inputs_done = stack.pop()
+            if node in reached:
+                continue
+            inputs = graph.inputs(node)
+            if not inputs_done:
+                stack.append((node, True))
+                stack.extend((src, False) for src in inputs if src not in stop and src not in reached)
+                continue
+            found: set[str] = set()
+            for src in inputs:
+                found |= {src} if src in stop else reached[src]
+            reached[node] = frozenset(found)
+    return {source: frozenset({source}) if source in stop else reached[source] for source in sources}
+
+
 def _number_inputs(graph: Graph, arguments: list[str], external: list[str]) -> list[str]:
     """The cell's inputs, each in the place of the call argument it is read from (or computed from, as a
     preprocessing conv computes DARTS's states from s0 and s1); an argument passed twice (`cell(s, s)`) is
@@ -176,8 +198,9 @@ def _number_inputs(graph: Graph, arguments: list[str], external: list[str]) -> l
             derived.append(source)
         elif not free:
             extra.append(source)
+    reached_by = _arguments_reached(graph, derived, stop)
     for source in derived:
-        reached = _upstream(graph, [source], stop)[1]
+        reached = reached_by[source]
         free = [i for i, arg in enumerate(arguments) if arg in reached and slots[i] is None]
         if free:
             slots[free[0]] = source
@@ -215,7 +238,16 @@ def _call_cells(graph: Graph, search: list[str], edges: dict, order: dict) -> li
     return cells
 
 
-def _edge_states(edges: list, states: list[str], known: dict[str, int]) -> list[int]:
+def _places(states: list[str]) -> dict[str, list[int]]:
+    """Where each state stands among a cell's states (an input passed twice stands twice): built once per cell,
+    so that finding an edge's state costs no scan of the states (a net without cells has thousands)."""
+    places: dict[str, list[int]] = {}
+    for i, state in enumerate(states):
+        places.setdefault(state, []).append(i)
+    return places
+
+
+def _edge_states(edges: list, states: list[str], places_of: dict[str, list[int]], known: dict[str, int]) -> list[int]:
     """The state each edge reads: the one recorded for its layer choice, else the place of its source
     among the states (the k-th edge reading an input passed twice reads its k-th place)."""
     out = []
@@ -224,7 +256,7 @@ def _edge_states(edges: list, states: list[str], known: dict[str, int]) -> list[
         if choice in known:
             out.append(known[choice])
             continue
-        places = [i for i, state in enumerate(states) if state == src]
+        places = places_of.get(src, [])
         k = readings[src] = readings.get(src, -1) + 1
         out.append(places[min(k, len(places) - 1)] if places else states.index(src))
     return out
@@ -250,10 +282,11 @@ def describe(graph: Graph, space: Architecture | None = None) -> Architecture:
     arch = Architecture()
     for inputs, nodes, input_sources, name, known in groups:
         states = inputs + nodes
+        places = _places(states)
         cell_nodes, edge_states = [], {}
         for n in nodes:
             node_edges = edges.get(n, [])
-            sources = _edge_states(node_edges, states, known)
+            sources = _edge_states(node_edges, states, places, known)
             edge_states.update({choice: i for (_, _, _, choice), i in zip(node_edges, sources) if choice is not None})
             cell_nodes.append(CellNode(n, [Edge(op, i, label) for (op, _, label, _), i in zip(node_edges, sources)],
                                        graph.attrs(n).get("choice") if n in graph else None))

@@ -499,10 +499,9 @@ def check_non_finite(lifted: Lifted, ctx: PassContext) -> None:
     """Refuse a NaN/inf parameter or buffer (a BatchNorm's running_var) that the discrete network uses, naming
     it as the model names it (folding would hide it in a conv's weight, or make an inf variance finite);
     one only left-out candidates use is a warning: the file is right without it."""
-    from .backend.onnx import non_finite_error, tensor_key
-
     if not lifted.non_finite or ctx.kept_tensors is None:
         return  # all finite; or a pipeline without `expand`: the emitter checks what it writes
+    from .backend.onnx import non_finite_error, tensor_key
     for kind, name, tensor, bad in lifted.non_finite:
         op = ctx.kept_tensors.get(tensor_key(tensor.detach()))
         if op is not None:
