@@ -476,9 +476,9 @@ class Lifted:
 def scan_tensors(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[tuple[str, str, torch.Tensor, Any]]:
     """Refuse tensors on the meta device, and return the parameters ("weight") and buffers holding NaN or inf
     (kind, name, tensor, (count, first index)). Reads the tensors of the compile's module-tree survey, checks
-    them in batches (`finite.flagged`) and walks for names only when one is bad. (A plain tensor attribute
+    them in batches (`finite.non_finite_among`) and walks for names only when one is bad. (A plain tensor attribute
     on the meta device is refused by the tracer, where a forward reads it.)"""
-    from .finite import flagged, non_finite
+    from .finite import non_finite_among
 
     census = active_survey(model) or survey(model)
     if any(t.is_meta for t in census.tensors):  # plain tensor attributes: where a traced forward reads them
@@ -488,10 +488,10 @@ def scan_tensors(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[tup
         if x.is_meta:
             raise InputShapeError(f"example input {i} is on the meta device: it has a shape but no values; "
                                   "give a tensor on the cpu (e.g. torch.randn(...))")
-    bad = {id(census.tensors[i]) for i in flagged(census.tensors)}
+    bad = {id(census.tensors[i]): found for i, found in non_finite_among(census.tensors)}
     if not bad:
         return []
-    return [(kind, name, tensor, non_finite(tensor)) for kind, name, tensor in named_tensors(model)
+    return [(kind, name, tensor, bad[id(tensor)]) for kind, name, tensor in named_tensors(model)
             if kind != "attribute" and id(tensor) in bad]
 
 

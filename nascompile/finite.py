@@ -1,7 +1,7 @@
 """Finding NaN and infinity in many tensors at once.
 
 A supernet holds thousands of small tensors (each BatchNorm has four), and one `torch.isfinite` call per
-tensor costs more in dispatch than in arithmetic. `flagged` asks torch for every tensor's Euclidean norm in
+tensor costs more in dispatch than in arithmetic. `non_finite_among` asks torch for every tensor's Euclidean norm in
 one batched call per dtype and device (`torch._foreach_norm`, as gradient clipping does): a tensor holding
 an infinity or a NaN has an infinite or NaN norm. The converse fails only for finite values so large that
 their squares overflow, so each tensor the norm flags is checked exactly, one by one, before it is named.
@@ -24,8 +24,9 @@ def non_finite(tensor: torch.Tensor) -> tuple[int, list[int]] | None:
     return int(bad.sum()), [int(i) for i in bad.nonzero()[0]]
 
 
-def flagged(tensors: Sequence[torch.Tensor]) -> list[int]:
-    """Indices of the tensors holding NaN or infinity, in order (integer and empty tensors never do)."""
+def non_finite_among(tensors: Sequence[torch.Tensor]) -> list[tuple[int, tuple[int, list[int]]]]:
+    """(index, what `non_finite` says of it) of each tensor holding NaN or infinity, in order (integer and
+    empty tensors never do)."""
     groups: dict[tuple, list[int]] = {}
     for i, tensor in enumerate(tensors):
         dtype = tensor.dtype
@@ -39,17 +40,9 @@ def flagged(tensors: Sequence[torch.Tensor]) -> list[int]:
                 continue
             norms = torch.stack(torch._foreach_norm([tensors[i] for i in indices], 2))
             suspects += [indices[j] for j in (~torch.isfinite(norms)).nonzero().flatten().tolist()]
-    return sorted(i for i in suspects if non_finite(_dense(tensors[i])) is not None)
+    exact = ((i, non_finite(_dense(tensors[i]))) for i in sorted(suspects))
+    return [(i, found) for i, found in exact if found is not None]
 
 
 def _dense(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to_dense() if tensor.is_sparse else tensor
-
-
-def first_non_finite(tensors: Sequence[torch.Tensor]) -> tuple[int, tuple[int, list[int]]] | None:
-    """(index, what `non_finite` says of it) of the first tensor holding NaN or infinity; None when all are finite."""
-    for i in flagged(tensors):
-        found = non_finite(tensors[i])
-        if found is not None:
-            return i, found
-    return None

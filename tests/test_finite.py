@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from nascompile.finite import first_non_finite, flagged, non_finite
+from nascompile.finite import non_finite, non_finite_among
 
 
 def test_flags_nan_and_both_infinities_in_every_floating_dtype_and_nothing_else():
@@ -23,12 +23,14 @@ def test_flags_nan_and_both_infinities_in_every_floating_dtype_and_nothing_else(
         torch.tensor([[0.0, math.inf]]).to_sparse(),              # 11 sparse inf
         torch.tensor([[0.0, 1.0]]).to_sparse(),                   # 12 sparse finite
     ]
-    assert flagged(tensors) == [1, 2, 6, 7, 8, 10, 11]
+    found = non_finite_among(tensors)
+    assert [i for i, _ in found] == [1, 2, 6, 7, 8, 10, 11]
+    assert dict(found)[1] == (1, [1]) and dict(found)[11] == (1, [0, 1])  # counted and located, sparse too
 
 
-def test_first_non_finite_counts_and_locates_like_the_one_tensor_check():
+def test_counts_and_locations_are_the_one_tensor_checks():
     tensors = [torch.zeros(2, 2), torch.tensor([[0.0, 1.0], [math.inf, math.nan]]), torch.tensor([math.nan])]
-    assert first_non_finite(tensors) == (1, (2, [1, 0]))
+    assert non_finite_among(tensors) == [(1, (2, [1, 0])), (2, (1, [0]))]
     assert non_finite(tensors[1]) == (2, [1, 0])
-    assert first_non_finite([torch.ones(4), torch.tensor([7])]) is None
-    assert first_non_finite([]) is None
+    assert non_finite_among([torch.ones(4), torch.tensor([7])]) == []
+    assert non_finite_among([]) == []

@@ -18,7 +18,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import LoweringError, WeightsError
-from ..finite import first_non_finite
+from ..finite import non_finite_among
 from ..ir.graph import Graph
 from ..ir.text import DTYPES_BY_NAME
 from ..opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
@@ -149,11 +149,12 @@ def non_finite_error(name: str, op: str, found: tuple[int, list[int]], kind: str
 
 def refuse_non_finite(written: list[tuple[torch.Tensor, str, str]]) -> None:
     """Refuse the first weight holding NaN or infinity: the file would compute NaN, and validation could not
-    say why. Checked once for all weights written (`finite.first_non_finite`), not one call per tensor."""
-    found = first_non_finite([tensor for tensor, _, _ in written])
-    if found is not None:
-        _, name, op = written[found[0]]
-        raise non_finite_error(name, op, found[1])
+    say why. Checked once for all weights written (`finite.non_finite_among`), not one call per tensor."""
+    found = non_finite_among([tensor for tensor, _, _ in written])
+    if found:
+        index, bad = found[0]
+        _, name, op = written[index]
+        raise non_finite_error(name, op, bad)
 
 
 def tensor_key(tensor: torch.Tensor) -> tuple:
