@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 
+
 def submodules(root: nn.Module) -> Iterator[nn.Module]:
     """`root` and every module under it, each once (a shared module is visited once), parents first."""
     seen: set[int] = set()
@@ -28,6 +29,50 @@ def submodules(root: nn.Module) -> Iterator[nn.Module]:
         seen.add(id(module))
         yield module
         stack.extend(child for child in reversed(module._modules.values()) if child is not None)
+
+
+_MISSING = object()
+
+
+def member(module: nn.Module, name: str, default: object = None) -> object:
+    """`getattr(module, name, default)` without raising inside `nn.Module.__getattr__` for a missing name.
+
+    The recognizers probe every module for attributes that only a few have (`key`, `_ops`, `_alphas`); each
+    miss made torch format an AttributeError message (3 us) on thousands of modules. Class attributes
+    (methods, properties) are looked up as Python does; instance attributes, parameters, buffers and
+    submodules read from their dicts; a class with a `__getattr__` of its own is asked through it.
+    """
+    cls = type(module)
+    if _defined_by_class(cls, name):
+        return getattr(module, name, default)
+    state = module.__dict__
+    if name in state:
+        return state[name]
+    for store in ("_parameters", "_buffers", "_modules"):
+        values = state.get(store)
+        if values is not None and name in values:
+            return values[name]
+    if cls.__getattr__ is not nn.Module.__getattr__:  # the class computes attributes of its own
+        return getattr(module, name, default)
+    return default
+
+
+_CLASS_NAMES: dict[type, frozenset[str]] = {}  # while a compile is active (`eval_mode`): classes do not change then
+
+
+def _defined_by_class(cls: type, name: str) -> bool:
+    """Does `cls` or a base class define `name`? During a compile each class's names are gathered once."""
+    if not _ACTIVE:
+        return any(name in vars(base) for base in cls.__mro__)
+    names = _CLASS_NAMES.get(cls)
+    if names is None:
+        names = _CLASS_NAMES[cls] = frozenset().union(*(vars(base) for base in cls.__mro__))
+    return name in names
+
+
+def has_member(module: nn.Module, name: str) -> bool:
+    """`hasattr(module, name)`, without the exception of a miss (see `member`)."""
+    return member(module, name, _MISSING) is not _MISSING
 
 
 def named_tensors(root: nn.Module) -> Iterator[tuple[str, str, torch.Tensor]]:
@@ -145,6 +190,8 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         yield model
     finally:
         del _ACTIVE[id(model)]
+        if not _ACTIVE:
+            _CLASS_NAMES.clear()
         for module in found.training:
             module.training = True
 

@@ -3,6 +3,8 @@ Sequential chains converted without tracing, and the model's modules left as the
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -316,3 +318,62 @@ def test_a_draw_is_named_by_module_although_the_lift_watches_the_generators_once
 
     with pytest.raises(TraceError, match=r"cannot lift module 'noisy': its forward draws random numbers"):
         lift(Outer(), (torch.randn(1, 2, 4, 4),))
+
+
+class _Probed(nn.Module):
+    """Attributes of every kind `module_tree.member` must find as getattr does."""
+
+    kind = "class attribute"
+
+    def __init__(self):
+        super().__init__()
+        self.plain = 3
+        self.conv = nn.Conv2d(1, 1, 1)
+        self.register_buffer("buf", torch.ones(1))
+        self.weight = nn.Parameter(torch.zeros(2))
+
+    @property
+    def computed(self):
+        return self.plain * 2
+
+    @property
+    def broken(self):
+        raise AttributeError("not today")
+
+
+class _Dynamic(nn.Module):
+    def __getattr__(self, name):
+        if name == "magic":
+            return 42
+        return super().__getattr__(name)
+
+
+NAMES = ["kind", "plain", "conv", "buf", "weight", "computed", "broken", "forward", "training", "missing", "magic"]
+
+
+def test_member_answers_as_getattr_does_inside_and_outside_a_compile():
+    from nascompile.frontend import module_calls
+    from nascompile.module_tree import has_member, member
+
+    for module in (_Probed(), _Dynamic(), nn.Conv2d(1, 1, 1)):
+        for active in (False, True):
+            with (eval_mode(module) if active else contextlib.nullcontext()), module_calls.session():
+                for name in NAMES:
+                    expected = getattr(module, name, "default")
+                    got = member(module, name, "default")
+                    assert got is expected or got == expected, (type(module).__name__, name, active)
+                    assert has_member(module, name) == hasattr(module, name), (type(module).__name__, name)
+
+
+def test_member_sees_a_class_attribute_added_between_compiles():
+    from nascompile.module_tree import member
+
+    module = _Probed()
+    with eval_mode(module):
+        assert member(module, "added_later") is None
+    _Probed.added_later = "now"
+    try:
+        with eval_mode(module):
+            assert member(module, "added_later") == "now"
+    finally:
+        del _Probed.added_later

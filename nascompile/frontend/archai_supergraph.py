@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ChoiceError
+from ..module_tree import member
 from .darts_reference import primitive_names
 from .mixed_op import MixedOpCall, MixedOpRecognizer
 from .recognizers import register_recognizer
@@ -30,7 +31,7 @@ _MISSING = object()
 
 
 def _alphas_of(module: nn.Module) -> Any:
-    return getattr(module, "_alphas", None)
+    return member(module, "_alphas")
 
 
 @register_recognizer
@@ -42,9 +43,10 @@ class ArchaiMixedOps(MixedOpRecognizer):
     zero_name = "none"
 
     def claims(self, module: nn.Module) -> bool:
+        if not isinstance(member(module, "_ops"), nn.ModuleList):
+            return False
         alphas = _alphas_of(module)
-        return (isinstance(getattr(module, "_ops", None), nn.ModuleList)
-                and isinstance(alphas, (list, tuple, nn.ParameterList)) and len(alphas) == 1
+        return (isinstance(alphas, (list, tuple, nn.ParameterList)) and len(alphas) == 1
                 and isinstance(alphas[0], torch.Tensor))
 
     def candidates(self, module: nn.Module) -> Mapping[str, nn.Module]:

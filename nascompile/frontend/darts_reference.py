@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ChoiceError
+from ..module_tree import has_member, member
 from .convert import fetch_attr, origin_of
 from .mixtures import is_plain_mixture
 from .origins import weight_vector
@@ -113,9 +114,11 @@ class DartsReferenceMixedOps(MixedOpRecognizer):
     zero_name = "none"
 
     def claims(self, module: nn.Module) -> bool:
+        if not isinstance(member(module, "_ops"), nn.ModuleList):
+            return False
         params = _forward_parameters(type(module))
-        return (isinstance(getattr(module, "_ops", None), nn.ModuleList) and params is not None
-                and len(params) == 2 and not hasattr(module, "_alphas") and is_plain_mixture(module))
+        return (params is not None and len(params) == 2 and not has_member(module, "_alphas")
+                and is_plain_mixture(module))
 
     def candidates(self, module: nn.Module) -> Mapping[str, nn.Module]:
         ops = list(module._ops)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
+from ..module_tree import member
 from .origins import Attr, Op, Slice, WeightElement, cat_part_lengths, op_name, weight_element
 
 IR = "ir"  # a node computed from the model's inputs
@@ -259,7 +260,7 @@ def is_plain_mixture(module: torch.nn.Module, ops_attr: str = "_ops") -> bool:
     (partial channels, an auxiliary term, cells holding several mixed ops) is traced and its mixtures
     found as patterns, so that nothing it computes is dropped. Answered once per class and op count.
     """
-    ops = getattr(module, ops_attr, None)
+    ops = member(module, ops_attr)
     key = (type(module), ops_attr, len(ops) if ops is not None else None)
     if key not in _PLAIN:
         _PLAIN[key] = _probe_plain(module, ops_attr, len(ops or ()))

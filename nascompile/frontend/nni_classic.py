@@ -22,6 +22,7 @@ from torch import nn
 
 from .. import nn as ncnn
 from ..errors import ChoiceError
+from ..module_tree import has_member, member
 from .convert import Converter, V
 from .mixed_op import MixedOpCall, MixedOpRecognizer
 from .recognizers import register_recognizer
@@ -30,16 +31,16 @@ _INPUT_CHOICE_ATTRIBUTES = ("n_candidates", "choose_from", "n_chosen", "reductio
 
 
 def _has_key(module: nn.Module) -> bool:
-    return isinstance(getattr(module, "key", None), str)
+    return isinstance(member(module, "key"), str)
 
 
 def is_input_choice(module: nn.Module) -> bool:
-    return _has_key(module) and all(hasattr(module, a) for a in _INPUT_CHOICE_ATTRIBUTES)
+    return _has_key(module) and all(has_member(module, a) for a in _INPUT_CHOICE_ATTRIBUTES)
 
 
 def is_layer_choice(module: nn.Module) -> bool:
-    return (_has_key(module) and hasattr(module, "reduction") and hasattr(module, "return_mask")
-            and not hasattr(module, "n_candidates") and len(module._modules) > 0)
+    return (_has_key(module) and has_member(module, "reduction") and has_member(module, "return_mask")
+            and not has_member(module, "n_candidates") and len(module._modules) > 0)
 
 
 def _zero_name(names: list[str]) -> str:
@@ -59,7 +60,7 @@ class NniClassicMutables(MixedOpRecognizer):
     zero_name = None  # the zero op is DartsMutator's implicit last slot
 
     def claims(self, module: nn.Module) -> bool:
-        return is_layer_choice(module) or is_input_choice(module)
+        return _has_key(module) and (is_layer_choice(module) or is_input_choice(module))
 
     # --- layer choices ----------------------------------------------------------------------------
     def candidates(self, module: nn.Module) -> Mapping[str, nn.Module | None]:
