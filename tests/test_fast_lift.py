@@ -377,3 +377,37 @@ def test_member_sees_a_class_attribute_added_between_compiles():
             assert member(module, "added_later") == "now"
     finally:
         del _Probed.added_later
+
+
+def test_tensor_names_give_each_tensor_its_first_name_in_module_order():
+    from nascompile.frontend.tracer import TensorNames
+
+    shared = nn.Parameter(torch.ones(3))
+    inner = nn.Module()
+    inner.alpha = shared  # registered: a parameter of `inner`
+    inner.plain = torch.zeros(2)  # a plain tensor attribute
+    inner.register_buffer("buf", torch.zeros(1))
+    root = nn.Module()
+    conv = nn.Conv2d(1, 1, 1)
+    root.early = nn.Module()
+    root.early.register_buffer("as_buffer", conv.weight)  # a parameter, registered as a buffer before its module
+    root.first = nn.Sequential(conv, inner)
+    root.again = inner  # the same module under a second path
+    root.late = nn.Module()
+    root.late.alpha = shared  # the shared parameter under a later name
+
+    naive: dict[int, str] = {}
+    for path, module in root.named_modules(remove_duplicate=False):
+        prefix = f"{path}." if path else ""
+        items = [(n, v) for n, v in vars(module).items() if isinstance(v, torch.Tensor) and not isinstance(v, nn.Parameter)]
+        for name, value in items + list(module._buffers.items()) + list(module._parameters.items()):
+            if value is not None:
+                naive.setdefault(id(value), prefix + name)
+    tensors = [shared, inner.plain, inner.buf, root.first[0].weight, root.first[0].bias]
+    assert naive[id(conv.weight)] == "early.as_buffer" and naive[id(shared)] == "first.1.alpha"
+    for tensor in tensors:
+        assert TensorNames(root).name_of(tensor) == naive[id(tensor)]
+    names = TensorNames(root)  # one index asked in any order, by both walks
+    for tensor in reversed(tensors):
+        assert names.name_of(tensor) == names.get(id(tensor)) == naive[id(tensor)]
+    assert names.name_of(nn.Parameter(torch.ones(1))) is None

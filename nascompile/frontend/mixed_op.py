@@ -51,7 +51,7 @@ class MixedOpCall:
 
     def tensor_name(self, tensor: torch.Tensor) -> str | None:
         """Dotted name of `tensor` in the whole model (first one in module order when shared), if any."""
-        return self.names.get(id(tensor))
+        return self.names.name_of(tensor) if isinstance(self.names, TensorNames) else self.names.get(id(tensor))
 
 
 @contextlib.contextmanager

@@ -268,7 +268,7 @@ class ScopeTracer(fx.Tracer):
         if name is None:
             if self._tensor_names is None:
                 self._tensor_names = TensorNames(self.module)
-            name = self._tensor_names.get(id(tensor))
+            name = self._tensor_names.name_of(tensor)
         return name
 
     def create_arg(self, a: Any) -> Any:
@@ -486,11 +486,18 @@ class TensorNames:
     """id -> dotted name of the tensors under `root` (parameters, buffers, plain tensor attributes; a
     tensor reachable under several names, as shared alphas are, gets the first in module order), read lazily:
     the module walk goes only as far as the tensors asked for (a lift asks in module order, so a
-    compile walks the model once at most, and not at all past the last choice)."""
+    compile walks the model once at most, and not at all past the last choice).
+
+    A parameter is named by a second walk that reads only the buffer and parameter dicts (`name_of`): a
+    parameter is never a plain tensor attribute, so that walk gives it the same name without looking at
+    every attribute of every module (the mixed ops' logits are parameters, and the template cells that own
+    them may sit deep in the model)."""
 
     def __init__(self, root: nn.Module):
         self._names: dict[int, str] = {}
-        self._walk = root.named_modules(remove_duplicate=False)
+        self._walk: Iterator[tuple[str, nn.Module]] | None = _modules_in_order(root)
+        self._registered: dict[int, str] = {}
+        self._registered_walk: Iterator[tuple[str, nn.Module]] | None = _modules_in_order(root)
 
     def get(self, key: int, default: Any = None) -> str | None:
         while key not in self._names and self._walk is not None:
@@ -503,6 +510,39 @@ class TensorNames:
             for name, tensor in _own_tensor_items(module):
                 self._names.setdefault(id(tensor), prefix + name)
         return self._names.get(key, default)
+
+    def name_of(self, tensor: torch.Tensor) -> str | None:
+        """`get(id(tensor))`, by the cheaper walk when `tensor` is a parameter."""
+        if not isinstance(tensor, nn.Parameter):
+            return self.get(id(tensor))
+        key = id(tensor)
+        while key not in self._registered and self._registered_walk is not None:
+            try:
+                path, module = next(self._registered_walk)
+            except StopIteration:
+                self._registered_walk = None
+                break
+            prefix = f"{path}." if path else ""
+            for store in (module._buffers, module._parameters):
+                for name, value in store.items():
+                    if value is not None:
+                        self._registered.setdefault(id(value), prefix + name)
+        return self._registered.get(key)
+
+
+def _modules_in_order(root: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """(path, module) in `named_modules` order, each module once under its first path (a shared module's
+    tensors take their first names anyway); an explicit stack instead of nested generators."""
+    seen: set[int] = set()
+    stack = [("", root)]
+    while stack:
+        path, module = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        yield path, module
+        prefix = f"{path}." if path else ""
+        stack.extend((prefix + name, child) for name, child in reversed(module._modules.items()) if child is not None)
 
 
 def _own_tensor_items(module: nn.Module):
