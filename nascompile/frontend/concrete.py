@@ -55,8 +55,16 @@ class Location:
 
 
 def _is_user_file(filename: str) -> bool:
-    path = os.path.abspath(filename)
-    return not (path.startswith(_TORCH_DIR) or path.startswith(_OWN_DIR) or filename.startswith("<"))
+    known = _USER_FILES.get(filename)
+    if known is None:
+        path = os.path.abspath(filename)
+        known = not (path.startswith(_TORCH_DIR) or path.startswith(_OWN_DIR) or filename.startswith("<"))
+        if os.path.isabs(filename):  # a relative name depends on the working directory: not remembered
+            _USER_FILES[filename] = known
+    return known
+
+
+_USER_FILES: dict[str, bool] = {}  # absolute file name -> is it the user's code (asked for every traced node)
 
 
 def user_location(frame: Any = None) -> Location | None:
