@@ -199,9 +199,10 @@ def emit_scan(e, loop: TimeLoop) -> tuple[str, str]:
     from onnx import helper
 
     from .onnx import LOWERINGS, _ONNX_TYPES, Emitter
+    from .protos import add_node
 
     graph = e.graph
-    body = Emitter(graph, e.opset, e.dynamic_spatial)
+    body = Emitter(graph, e.opset, e.dynamic_spatial)  # its nodes go to its own graph: the Scan's body
     body.initializers, body._tensor_names, body._constants = e.initializers, e._tensor_names, e._constants
     body._taken, body._suffixes, body.weights_written = e._taken, e._suffixes, e.weights_written
     state_in, step_in = e.unique("loop.state_in"), e.unique("loop.step_in")
@@ -218,16 +219,18 @@ def emit_scan(e, loop: TimeLoop) -> tuple[str, str]:
         body.values[node] = lowering(body, node, graph.attrs(node))
     last = loop.body[-1] if loop.body[-1] == loop.states[1] else loop.states[1]
     state_out, step_out = e.unique("loop.state_out"), e.unique("loop.step_out")
-    body.nodes.append(helper.make_node("Identity", [body.values[last]], [state_out], name=e.unique("loop/state")))
-    body.nodes.append(helper.make_node("Identity", [body.values[last]], [step_out], name=e.unique("loop/step")))
+    add_node(body.nodes, "Identity", [body.values[last]], [state_out], e.unique("loop/state"), {})
+    add_node(body.nodes, "Identity", [body.values[last]], [step_out], e.unique("loop/step"), {})
 
     def info(name: str, node: str):
         meta = graph.meta(node)
         return helper.make_tensor_value_info(name, _ONNX_TYPES[meta["dtype"]], [None] * len(meta["shape"]))
 
     step_node = loop.body_slices[0]
-    body_graph = helper.make_graph(body.nodes, "time_step", [info(state_in, loop.body_state), info(step_in, step_node)],
-                                   [info(state_out, loop.states[1]), info(step_out, loop.states[1])])
+    body_graph = body.model.graph
+    body_graph.name = "time_step"
+    body_graph.input.extend([info(state_in, loop.body_state), info(step_in, step_node)])
+    body_graph.output.extend([info(state_out, loop.states[1]), info(step_out, loop.states[1])])
     final, stacked = e.add("Scan", [e.values[loop.init], e.values[loop.sequence]], "time_loop", n_outputs=2,
                            body=body_graph, num_scan_inputs=1)
     return final, stacked

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from ..errors import LoweringError, WeightsError
 from ..finite import non_finite_among
@@ -23,6 +23,7 @@ from ..ir.graph import Graph
 from ..ir.text import DTYPES_BY_NAME
 from ..opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from ..version import __version__
+from .protos import add_node, add_tensor
 
 IR_VERSION = 8  # onnxruntime >= 1.14 reads it; opset 17 needs at least 8
 INT64_MAX = 2**63 - 1
@@ -42,10 +43,10 @@ class Emitter:
         self.graph = graph
         self.opset = opset
         self.dynamic_spatial = dynamic_spatial  # H and W of the inputs are symbolic: lowerings may not bake them
-        self.nodes: list[onnx.NodeProto] = []
-        # initializers go straight into the model being built: every intermediate message holding them
-        # (helper.make_graph, make_model) would be one more copy of the weights at the peak
+        # nodes and initializers go straight into the model being built: every intermediate message holding
+        # them (helper.make_graph, make_model) would be one more copy (of the weights, at the peak)
         self.model = onnx.ModelProto()
+        self.nodes = self.model.graph.node
         self.initializers = self.model.graph.initializer
         self.values: dict[str, Any] = {}  # IR node -> ONNX value name (or list of names for `pack`)
         self._taken: set[str] = set()
@@ -74,9 +75,11 @@ class Emitter:
         return LoweringError(f"cannot lower {self.graph.op(node)} at module {self.where(node)!r} (node %{node}): {message}")
 
     # --- values -----------------------------------------------------------------------------------
-    def initializer(self, base: str, array: np.ndarray) -> str:
+    def initializer(self, base: str, array: np.ndarray, scalar: bool = False) -> str:
+        """An initializer holding `array`; a 0-d one is written with dims [1] (the form files have always had,
+        from `np.ascontiguousarray`) unless `scalar` asks for a 0-d tensor."""
         name = self.unique(base)
-        self.initializers.add().CopyFrom(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        add_tensor(self.initializers, name, array if scalar or array.ndim else array.reshape(1))
         return name
 
     def param(self, node: str, key: str, transposed: bool = False) -> str:
@@ -133,7 +136,7 @@ class Emitter:
         alias = self.output_alias.pop(name, None)  # a graph output keeps its public name (reserved)
         outputs = [alias if i == 0 and alias else self.unique(name if i == 0 else f"{name}:{i}")
                    for i in range(n_outputs)]
-        self.nodes.append(helper.make_node(op_type, inputs, outputs, name=self.unique(f"{name}/{op_type}"), **attrs))
+        add_node(self.nodes, op_type, inputs, outputs, self.unique(f"{name}/{op_type}"), attrs)
         return outputs
 
     def emit(self, node: str, op_type: str, inputs: list[str], **attrs: Any) -> str:
@@ -339,9 +342,8 @@ def _matmul(e: Emitter, node: str, attrs: dict) -> str:
 def _select(e: Emitter, node: str, attrs: dict) -> str:
     key = ("scalar-index", int(attrs["index"]))  # a 0-d index (Gather then drops the dim); `const` makes 1-d ones
     if key not in e._constants:
-        name = e.unique(f"{e.where(node)}.index")
-        e.initializers.add().CopyFrom(numpy_helper.from_array(np.array(int(attrs["index"]), dtype=np.int64), name))
-        e._constants[key] = name
+        e._constants[key] = e.initializer(f"{e.where(node)}.index", np.array(int(attrs["index"]), dtype=np.int64),
+                                          scalar=True)
     return e.emit(node, "Gather", [e.input(node, 0), e._constants[key]], axis=int(attrs["dim"]))
 
 
@@ -520,13 +522,13 @@ def to_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = T
     for out_name, (value, src) in zip(names, flat):
         if value != out_name:
             e._taken.add(out_name)
-            e.nodes.append(helper.make_node("Identity", [value], [out_name], name=e.unique(f"{out_name}/Identity")))
+            add_node(e.nodes, "Identity", [value], [out_name], e.unique(f"{out_name}/Identity"), {})
         outputs.append(_value_info(out_name, graph.meta(src), dynamic_batch, f"output {out_name}",
                                    [] if dynamic_spatial else None, batch_dim, src in timed))
     refuse_non_finite(e.weights_written)
     model = e.model  # holds the initializers already
     model.graph.name = name
-    model.graph.node.extend(live_nodes(e.nodes, [o.name for o in outputs]))
+    drop_dead_nodes(model.graph.node, [o.name for o in outputs])
     _drop_unused_initializers(model)
     model.graph.input.extend(inputs)
     model.graph.output.extend(outputs)
@@ -558,16 +560,19 @@ def _emit_loop(e: Emitter, loop: Any) -> tuple[str, str]:
     return emit_scan(e, loop)
 
 
-def live_nodes(nodes: list[onnx.NodeProto], outputs: list[str]) -> list[onnx.NodeProto]:
-    """The nodes some graph output depends on, in their order. A lowering may leave values nobody reads
-    (the `Shape -> Gather` of `x.view(x.size(0), -1)` once Reshape copies the batch dimension itself):
-    they are never written, so onnxruntime neither loads nor runs them."""
-    needed, kept = set(outputs), []
-    for node in reversed(nodes):  # the emitter appends in topological order
-        if any(out in needed for out in node.output):
-            kept.append(node)
+def drop_dead_nodes(nodes: Any, outputs: list[str]) -> None:
+    """Keep (in place, in their order) only the nodes some graph output depends on. A lowering may leave
+    values nobody reads (the `Shape -> Gather` of `x.view(x.size(0), -1)` once Reshape copies the batch
+    dimension itself): they are never written, so onnxruntime neither loads nor runs them."""
+    needed, dead = set(outputs), []
+    for index in range(len(nodes) - 1, -1, -1):  # the emitter appends in topological order
+        node = nodes[index]
+        if needed.isdisjoint(node.output):
+            dead.append(index)
+        else:
             needed.update(node.input)
-    return kept[::-1]
+    for index in dead:  # from the last: each deletion leaves the indices before it in place
+        del nodes[index]
 
 
 def _node_inputs(nodes) -> Any:
