@@ -75,3 +75,18 @@ def test_the_interpreter_drops_a_value_after_its_last_user():
     assert seen[2] == ("c", {"a": False, "b": True})
     assert alive["b"]() is None and alive["c"]() is outputs[0]
     torch.testing.assert_close(outputs[0], 2 * torch.tanh(torch.relu(x)))
+
+
+def test_clone_copies_attribute_data_as_deepcopy_does():
+    tensor = torch.arange(3.0)
+    attrs = {"axes": [0, [1, 2]], "pads": (1, (2, 3)), "spec": {"k": [4]}, "value": tensor, "name": "x",
+             "alpha": 0.5, "flag": True, "none": None}
+    graph = Graph()
+    graph.add_node("a", op="relu", attrs=attrs, params={}, meta={})
+    copied = graph.clone().attrs("a")
+    assert copied == {**attrs, "value": copied["value"]} and torch.equal(copied["value"], tensor)
+    copied["axes"][1].append(9)
+    copied["spec"]["k"].append(9)
+    copied["value"] += 1  # a tensor in attrs is copied too (copy.deepcopy), not shared
+    assert attrs["axes"] == [0, [1, 2]] and attrs["spec"] == {"k": [4]} and torch.equal(tensor, torch.arange(3.0))
+    assert type(copied["pads"]) is tuple and type(copied["pads"][1]) is tuple

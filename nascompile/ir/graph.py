@@ -173,7 +173,7 @@ class Graph(nx.MultiDiGraph):
         other = Graph()
         other.graph.update({k: v for k, v in self.graph.items() if k != "_name_counters"})
         for node, data in self.nodes(data=True):
-            other.add_node(node, op=data["op"], attrs=copy.deepcopy(data["attrs"]),
+            other.add_node(node, op=data["op"], attrs=_copy_attrs(data["attrs"]),
                            params=dict(data["params"]), meta=dict(data["meta"]))
         other.add_edges_from(self.edges(keys=True, data=True))
         return other
@@ -184,3 +184,22 @@ class Graph(nx.MultiDiGraph):
         for _, op in self.nodes(data="op"):
             counts[op] = counts.get(op, 0) + 1
         return counts
+
+
+_IMMUTABLE = (int, float, str, bool, type(None))
+
+
+def _copy_attrs(value: Any) -> Any:
+    """A deep copy of plain attribute data (ints, strings, lists, tuples, dicts of them) without
+    `copy.deepcopy`'s memo and dispatch, which cost more than the rest of `Graph.clone`; any other value
+    (a tensor, an object) goes to `copy.deepcopy`."""
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return value
+    if kind is dict:
+        return {key: _copy_attrs(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy_attrs(item) for item in value]
+    if kind is tuple:
+        return tuple(_copy_attrs(item) for item in value)
+    return copy.deepcopy(value)
