@@ -33,6 +33,9 @@ the targets of issue #16 (ratios from this run):
   paired, rotated blocks (`latency.py`), the ratio being the median of per-round ratios, with its
   quartiles as the spread; and the share of kernel time in convolutions in the fastest file (from
   onnxruntime's profiler): the floor no rewrite around the convolutions can pass;
+- the floor of a compile through torch.fx: `torch.fx.symbolic_trace` of the discrete network alone, as the flat
+  standalone module above (a lift traces at least the chosen candidates, and the cells around them besides),
+  as a ratio to the `dynamo=False` export;
 - ONNX node counts (and, for `darts_cnn`, of the un-pruned supernet exported as is);
 - scaling: compile time and peak memory of DARTS supernets of 8, 20 and 50 cells and of a synthetic
   supernet of 100,000 IR nodes, each in a fresh process (`probe.py`).
@@ -80,6 +83,7 @@ from latency import compare, conv_share  # noqa: E402
 NETWORKS = ("darts_cnn", "darts_reference", "nni_darts", "archai_darts")  # modules in examples/
 EXPORTERS = ("dynamo=False", "dynamo=True")
 CONTENDERS = ("nascompile",) + EXPORTERS
+FX_FLOOR = "fx trace of the discrete network"  # a compile_s entry: not a contender, the floor of an fx lift
 BATCHES = (1, 32)
 THREADS = (1, 2)  # the targets are checked at 1 thread; 2 threads are reported
 
@@ -197,6 +201,7 @@ class Contender:
     module: torch.nn.Module
     fixed: object  # a context manager factory: the decisions fixed on the supernet, or nothing to do
     layers: dict[str, int]  # Conv/Gemm nodes of nascompile's -O0 file: what the exporter's file must hold
+    flat: torch.nn.Module  # the discrete network as nascompile's flat standalone module (the compile floor)
     max_error: float = 0.0  # max |contender - nascompile's ONNX file| on the example input
 
 
@@ -239,14 +244,14 @@ def contender_for(model, inputs, result, onnx_file: Path, work: Path) -> Contend
     with quiet():
         plain = nascompile.compile(model, inputs, pipeline=PIPELINE_O0)
     layers = layer_counts(plain.to_onnx())
+    flat = derived_module(plain, work / f"{onnx_file.stem}_derived")
     with result.lifter.fixed(model, result.choices.by_path()):
         discrete = layer_calls(model, inputs) == sum(layers.values())
     if discrete:
         contender = Contender("fixed supernet", model, lambda: result.lifter.fixed(model, result.choices.by_path()),
-                              layers)
+                              layers, flat)
     else:
-        contender = Contender("derived module", derived_module(plain, work / f"{onnx_file.stem}_derived"),
-                              contextlib.nullcontext, layers)
+        contender = Contender("derived module", flat, contextlib.nullcontext, layers, flat)
     with contender.fixed(), torch.no_grad(), plain_tensors_frozen(contender.module):
         mine = outputs(contender.module(*inputs))
     theirs = run_file(onnx_file, inputs)
@@ -306,6 +311,9 @@ def measure_compile(settings: Settings, name: str, model, inputs, files: dict[st
             measure("dynamo=True", lambda: export_with_torch(net, inputs, files["dynamo=True"], True), 1,
                     warmup=name == NETWORKS[0])  # later networks find the exporter warm
             check_discrete(contender, files["dynamo=True"], files["nascompile"], inputs)
+    # The floor of any torch.fx lift: fx's own symbolic trace of the discrete network alone, flat (a lift traces
+    # at least the chosen candidates, and the cells around them besides).
+    measure(FX_FLOOR, lambda: torch.fx.symbolic_trace(contender.flat), settings.export_runs)
     if settings.supernet and "supernet" in files:  # search mode: every candidate, mixed; timed once
         measure("supernet", lambda: export_with_torch(model, inputs, files["supernet"], False), 1, warmup=False)
     return seconds, runs, contender
@@ -406,6 +414,10 @@ def format_network(name: str, m: dict, checks: dict) -> list[str]:
         target(checks, "compile_vs_dynamo_false"))
     row(lines, "  timed runs (after a warm-up)", [fmt(m["timed_runs"].get(c)) for c in columns],
         target(checks, "compile_vs_dynamo_true"))
+    floor = m["compile_s"][FX_FLOOR]
+    lines.append(f"  compile floor: torch.fx.symbolic_trace of the discrete network alone (flat module) takes "
+                 f"{floor:.3g} s, {ratio(floor, m['compile_s']['dynamo=False']):.3f}x the dynamo=False export; "
+                 "an fx lift traces at least that")
     row(lines, "ONNX nodes", [fmt(m["nodes"].get(c)) for c in columns],
         "no target: split-cat-convs adds nodes that run faster")
     for batch in BATCHES:

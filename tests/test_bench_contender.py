@@ -7,6 +7,7 @@ import importlib.util
 import sys
 
 import pytest
+import torch
 
 from conftest import ROOT, example
 
@@ -39,6 +40,27 @@ def test_darts_reference_contender_is_the_discrete_network(tmp_path):
         run.export_with_torch(contender.module, inputs, exported, dynamo=False)
     # raises unless the exporter's file has those Conv/Gemm counts and nascompile's outputs at batch 3
     run.check_discrete(contender, exported, onnx_file, inputs)
+
+
+def _fx_convolutions(module) -> int:
+    traced = torch.fx.symbolic_trace(module)
+    layers = dict(traced.named_modules())
+    return sum(1 for node in traced.graph.nodes
+               if (node.op == "call_module" and isinstance(layers[node.target], torch.nn.Conv2d))
+               or (node.op == "call_function" and node.target is torch.nn.functional.conv2d))
+
+
+@pytest.mark.parametrize("name, size", [("darts_reference", {"layers": 2}), ("nni_darts", {"n_layers": 2})])
+def test_compile_floor_traces_the_whole_discrete_network(name, size, tmp_path):
+    """The compile floor run.py prints is fx's trace of the flat discrete network, every convolution of it,
+    for the fixed-supernet contender (nni_darts) as for the derived-module one."""
+    run = bench()
+    network = example(name)
+    model, inputs = network.build(**size), network.example_inputs()
+    onnx_file = tmp_path / "nascompile.onnx"
+    result = run.compile_with_nascompile(model, inputs, onnx_file)
+    contender = run.contender_for(model, inputs, result, onnx_file, tmp_path)
+    assert _fx_convolutions(contender.flat) == contender.layers["Conv"] > 0
 
 
 def test_check_discrete_refuses_the_fixed_supernet_of_a_mixture(tmp_path):
