@@ -311,8 +311,6 @@ def measure_compile(settings: Settings, name: str, model, inputs, files: dict[st
             measure("dynamo=True", lambda: export_with_torch(net, inputs, files["dynamo=True"], True), 1,
                     warmup=name == NETWORKS[0])  # later networks find the exporter warm
             check_discrete(contender, files["dynamo=True"], files["nascompile"], inputs)
-    # The floor of any torch.fx lift: fx's own symbolic trace of the discrete network alone, flat (a lift traces
-    # at least the chosen candidates, and the cells around them besides).
     measure(FX_FLOOR, lambda: torch.fx.symbolic_trace(contender.flat), settings.export_runs)
     if settings.supernet and "supernet" in files:  # search mode: every candidate, mixed; timed once
         measure("supernet", lambda: export_with_torch(model, inputs, files["supernet"], False), 1, warmup=False)
