@@ -34,3 +34,14 @@ def test_counts_and_locations_are_the_one_tensor_checks():
     assert non_finite(tensors[1]) == (2, [1, 0])
     assert non_finite_among([torch.ones(4), torch.tensor([7])]) == []
     assert non_finite_among([]) == []
+
+
+def test_groups_split_into_stacks_and_mixed_layouts_fall_back_to_one_by_one(monkeypatch):
+    import nascompile.finite as finite
+
+    monkeypatch.setattr(finite, "STACK_ELEMENTS", 8)  # 4-value tensors: two per stack
+    tensors = [torch.ones(2, 2) for _ in range(5)] + [torch.ones(2, 2).to_sparse()]
+    tensors[3][1, 1] = math.inf    # in the second stack
+    tensors[4][0, 0] = math.nan    # alone in the third
+    tensors[5] = torch.tensor([[0.0, 0.0], [math.nan, 0.0]]).to_sparse()  # sparse among dense: stacking fails
+    assert finite.non_finite_among(tensors) == [(3, (1, [1, 1])), (4, (1, [0, 0])), (5, (1, [1, 0]))]
