@@ -54,6 +54,46 @@ def test_order_refuses_a_cycle():
         graph.order()
 
 
+def _networkx_order(graph: Graph) -> list[str]:
+    rank = {node: i for i, node in enumerate(graph.nodes)}
+    return list(nx.lexicographical_topological_sort(graph, key=rank.__getitem__))
+
+
+def _later_source_feeds_an_earlier_one(graph: Graph) -> None:
+    """An edge between two existing nodes that reorders them: the first source (no arguments) then reads a
+    later-inserted one."""
+    sources = [node for node in graph.nodes if not graph.in_degree(node)]
+    if len(sources) > 1:
+        graph.add_edge(sources[-1], sources[0], port=0)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_kept_order_follows_every_kind_of_node_and_edge_change(seed):
+    rng = random.Random(seed)
+    graph = random_dag(seed, n=30)
+    changes = [
+        lambda g: g.add_node(f"new{rng.random()}", op="relu", attrs={}, params={}, meta={}),
+        lambda g: g.add_nodes_from([(f"m{rng.random()}", {"op": "relu"})]),
+        lambda g: g.remove_node(rng.choice(list(g.nodes))),
+        lambda g: g.remove_nodes_from([rng.choice(list(g.nodes))]),
+        lambda g: g.remove_edge(*rng.choice(list(g.edges(keys=True)))) if g.number_of_edges() else None,
+        lambda g: g.remove_edges_from(list(g.in_edges(rng.choice(list(g.nodes)), keys=True))),
+        lambda g: g.add_edges_from([(list(g.nodes)[-1], f"tail{rng.random()}", {"port": 0})]),
+        lambda g: g.set_inputs(list(g.nodes)[-1], []),
+        lambda g: _later_source_feeds_an_earlier_one(g),
+        lambda g: g.replace_uses(rng.choice(list(g.nodes)), g.add_op("relu", name="fresh")),
+    ]
+    for _ in range(40):
+        assert graph.order() == _networkx_order(graph)
+        graph.order().append("not a node")  # a caller's list is its own: the kept order stays whole
+        rng.choice(changes)(graph)
+    assert graph.order() == _networkx_order(graph)
+    graph.clear_edges()
+    assert graph.order() == list(graph.nodes)
+    graph.clear()
+    assert graph.order() == []
+
+
 def test_the_interpreter_drops_a_value_after_its_last_user():
     graph = parse_graph("""graph {
   %x = input() {index=0}

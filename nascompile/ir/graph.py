@@ -12,6 +12,7 @@ every node, and networkx's view objects cost several times more than the work it
 from __future__ import annotations
 
 import copy
+import functools
 import heapq
 import re
 from collections.abc import Iterable
@@ -28,6 +29,8 @@ _NAME_OK = re.compile(r"[^A-Za-z0-9_.\-]")
 
 class Graph(nx.MultiDiGraph):
     """A nascompile IR graph. `graph.graph["root"]` may hold the nn.Module that candidate paths point into."""
+
+    _structure_version = 0  # counts calls of networkx's node and edge mutators (`_counting_changes`)
 
     # --- building ---------------------------------------------------------------------------------
     def fresh_name(self, base: str) -> str:
@@ -64,19 +67,24 @@ class Graph(nx.MultiDiGraph):
 
     # --- reading ----------------------------------------------------------------------------------
     def op(self, node: str) -> str:
-        return self.nodes[node]["op"]
+        return self._node[node]["op"]
 
     def attrs(self, node: str) -> dict[str, Any]:
-        return self.nodes[node]["attrs"]
+        return self._node[node]["attrs"]
 
     def params(self, node: str) -> dict[str, Any]:
-        return self.nodes[node]["params"]
+        return self._node[node]["params"]
 
     def meta(self, node: str) -> dict[str, Any]:
-        return self.nodes[node]["meta"]
+        return self._node[node]["meta"]
 
     def inputs(self, node: str) -> list[str]:
         """Producers of `node`'s arguments, in port order."""
+        pred = self._pred[node]
+        if len(pred) == 1:  # most nodes read one value once: nothing to sort
+            ((src, edges),) = pred.items()
+            if len(edges) == 1:
+                return [src]
         return [src for _, src in sorted(self._argument_edges(node))]
 
     def input_ports(self, node: str) -> list[int]:
@@ -112,7 +120,13 @@ class Graph(nx.MultiDiGraph):
         (networkx's `lexicographical_topological_sort(graph, key=insertion rank)`, on the adjacency
         dicts: Kahn's algorithm taking the earliest-inserted ready node each time.) Raises
         `networkx.NetworkXUnfeasible` when the graph has a cycle.
+
+        Kept until the nodes or edges change (`_structure_version`): a compile asks for the order
+        of an unchanged graph again and again (the verifier after a pass, the next pass).
         """
+        cached = self.__dict__.get("_order_cache")
+        if cached is not None and cached[0] == self._structure_version:
+            return list(cached[1])
         nodes = list(self._node)
         rank = {node: i for i, node in enumerate(nodes)}
         pred, succ = self._pred, self._succ
@@ -128,7 +142,8 @@ class Graph(nx.MultiDiGraph):
                     heapq.heappush(ready, rank[user])
         if len(order) != len(rank):
             raise nx.NetworkXUnfeasible("the graph contains a cycle")
-        return order
+        self._order_cache = (self._structure_version, order)
+        return list(order)
 
     @property
     def root(self) -> nn.Module | None:
@@ -185,6 +200,23 @@ class Graph(nx.MultiDiGraph):
             counts[op] = counts.get(op, 0) + 1
         return counts
 
+
+def _counting_changes(name: str) -> Any:
+    """networkx's mutator `name`, bumping the graph's `_structure_version` first (so `order` recomputes)."""
+    base = getattr(nx.MultiDiGraph, name)
+
+    @functools.wraps(base)
+    def mutator(self: Graph, *args: Any, **kwargs: Any) -> Any:
+        self._structure_version += 1
+        return base(self, *args, **kwargs)
+
+    return mutator
+
+
+for _name in ("add_node", "add_nodes_from", "remove_node", "remove_nodes_from", "add_edge", "add_edges_from",
+              "add_weighted_edges_from", "remove_edge", "remove_edges_from", "update", "clear", "clear_edges"):
+    setattr(Graph, _name, _counting_changes(_name))
+del _name
 
 _IMMUTABLE = (int, float, str, bool, type(None))
 
