@@ -162,7 +162,8 @@ class DartsReferenceMixedOps(MixedOpRecognizer):
                               "logits (one row per edge)")
         fn = vector[0]
         expected = torch.softmax(own.detach(), -1) if fn == "softmax" else torch.sigmoid(own.detach())
-        if own.shape != weights.shape or not torch.allclose(expected, weights, atol=1e-6):
+        if own.shape != weights.shape or not (torch.equal(expected, weights)  # the usual case, and 10x cheaper
+                                              or torch.allclose(expected, weights, atol=1e-6)):
             raise ChoiceError(f"{where}: its weights are not {fn}({logits.label})")
         self._weighting[call.path] = fn
         given = call.arch_params.take(logits.path, alphas.shape, f"the alphas {logits.path!r} of {call.path!r}")
