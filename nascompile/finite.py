@@ -54,8 +54,6 @@ def _flagged(tensors: Sequence[torch.Tensor], indices: list[int]) -> list[int]:
         sums = torch.stack([tensors[i] for i in indices]).reshape(len(indices), -1).sum(1)
     except (RuntimeError, NotImplementedError):  # sparse layouts, two devices: every one goes to the exact check
         return indices
-    if sums.is_meta:
-        return []  # no values to check (the caller refuses meta tensors where it must)
     return [indices[j] for j in (~torch.isfinite(sums)).nonzero().flatten().tolist()]
 
 
