@@ -116,3 +116,32 @@ def test_submodule_at_reads_registered_children_and_errs_as_get_submodule_does()
         submodule_at(model, "0.7")
     with pytest.raises(AttributeError):
         submodule_at(model, "0.1.lin.weight")  # a parameter, not a module
+
+
+def test_forward_signatures_are_cached_per_forward_function_and_follow_a_patched_forward():
+    import gc
+
+    from nascompile.frontend import tracer
+
+    class Scaled(nn.Module):
+        def forward(self, x):
+            return x
+
+    assert list(tracer.forward_signature(Scaled).parameters) == ["self", "x"]
+    assert tracer.forward_signature(Scaled) is tracer.forward_signature(Scaled)
+
+    def with_scale(self, x, scale=2.0):
+        return x * scale
+
+    Scaled.forward = with_scale  # a new function: a new entry, not the old signature
+    assert list(tracer.forward_signature(Scaled).parameters) == ["self", "x", "scale"]
+    module, x = Scaled(), torch.randn(2, 3)
+    result = nascompile.compile(module, (x,), allow_no_choices=True)
+    from nascompile.ir.interpreter import run_graph
+
+    assert torch.equal(run_graph(result.graph, (x,))[0], x * 2.0)  # the lift bound the default
+
+    held = len(tracer._SIGNATURES)
+    del Scaled, with_scale, module, result
+    gc.collect()
+    assert len(tracer._SIGNATURES) < held  # a class built at run time is not kept alive by the cache

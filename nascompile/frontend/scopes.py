@@ -8,7 +8,6 @@ shared by calls that would trace alike (`trace_cache.py`).
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch.fx as fx
@@ -17,7 +16,7 @@ from torch import nn
 from ..errors import TraceError
 from .concrete import Tainted
 from .convert import ShapeOf, V, contains_value, needs_placeholder, origin_of
-from .tracer import PH, Binding, ScopeTracer, Trace, bind_call
+from .tracer import PH, Binding, ScopeTracer, Trace, bind_call, forward_signature
 
 
 def stand_in_of(cx: Any, value: Any) -> Any:
@@ -48,7 +47,7 @@ def trace_call(cx: Any, lifter: Any, module: nn.Module, path: str, args: tuple, 
 def _bound_parts(module: nn.Module, args: tuple, kwargs: dict) -> tuple[list[Any], dict[str, Any]]:
     """The call's arguments as forward binds them, defaults applied: positional ones (``*args``
     flattened) and keyword ones (``**kwargs`` flattened), in the order `tracer.bind_call` uses."""
-    signature = inspect.signature(type(module).forward)
+    signature = forward_signature(type(module))
     bound = signature.bind(None, *args, **kwargs)
     bound.apply_defaults()
     flat: list[Any] = []

@@ -22,6 +22,7 @@ import contextlib
 import inspect
 import operator
 import sys
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,7 @@ def _frozen(value: Any) -> Any:
 
 def bind_call(module: nn.Module, args: tuple, kwargs: dict, needs_placeholder: Callable[[Any], bool]) -> Binding:
     """Bind a call's arguments to `type(module).forward`'s parameters, defaults applied."""
-    signature = _signature(type(module))
+    signature = forward_signature(type(module))
     try:
         bound = signature.bind(None, *args, **kwargs)
     except TypeError as exc:
@@ -121,13 +122,25 @@ def _spec(value: Any, name: str, needs_placeholder: Callable[[Any], bool], ph_na
     return value
 
 
-_SIGNATURES: dict[type, inspect.Signature] = {}
+_SIGNATURES: "weakref.WeakKeyDictionary[Any, inspect.Signature]" = weakref.WeakKeyDictionary()  # forward -> signature
 
 
-def _signature(cls: type) -> inspect.Signature:
-    sig = _SIGNATURES.get(cls)
-    if sig is None:
-        sig = _SIGNATURES[cls] = inspect.signature(cls.forward)
+def forward_signature(cls: type) -> inspect.Signature:
+    """`inspect.signature(cls.forward)`, worked out once per forward function (each costs tens of
+    microseconds, and a lift binds thousands of calls). Keyed by the function, weakly: a forward patched
+    onto the class is a new key, and a class built at run time is not kept alive."""
+    forward = cls.forward
+    try:
+        return _SIGNATURES[forward]
+    except KeyError:
+        pass
+    except TypeError:  # a forward that is neither hashable nor weakly referable: not cached
+        return inspect.signature(forward)
+    sig = inspect.signature(forward)
+    try:
+        _SIGNATURES[forward] = sig
+    except TypeError:
+        pass
     return sig
 
 
