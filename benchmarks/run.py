@@ -341,8 +341,8 @@ def measure_network(settings: Settings, name: str, work: Path) -> dict:
     for batch in BATCHES:
         for threads in THREADS:
             latency[f"b{batch}_t{threads}"] = asdict(compare(timed, batch, threads, settings.latency_rounds))
-        medians = latency[f"b{batch}_t1"]["median_ms"]
-        best = min(medians, key=medians.get)
+        paired = latency[f"b{batch}_t1"]["ratio"]  # time / nascompile's time, block by block: the fastest file
+        best = min(paired, key=paired.get)  # (unpaired medians follow the machine's speed from block to block)
         conv[f"b{batch}"] = {"file": best, "share": conv_share(timed[best], batch)}
     return {"compile_s": compile_s, "timed_runs": runs, "nodes": nodes, "latency": latency, "conv_share": conv,
             "exporters_contender": {"kind": contender.kind, "layers": contender.layers,
@@ -487,8 +487,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--networks", nargs="+", choices=NETWORKS, default=list(NETWORKS), metavar="NAME",
                         help=f"which examples to measure (default: all of {', '.join(NETWORKS)})")
     args = parser.parse_args(argv)
+    settings = Settings.make(args.quick)
+    if settings.dynamo and importlib.util.find_spec("onnxscript") is None:  # found now, not minutes into the run
+        print("run.py: the full run exports with torch.onnx.export(dynamo=True), which needs onnxscript: "
+              "pip install -e \".[cpu,bench]\" (or run with --quick, which skips that exporter)", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="nascompile-bench-") as work:
-        return run(Settings.make(args.quick), Path(work), args.json, tuple(args.networks))
+        return run(settings, Path(work), args.json, tuple(args.networks))
 
 
 if __name__ == "__main__":

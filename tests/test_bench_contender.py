@@ -76,3 +76,14 @@ def test_check_discrete_refuses_the_fixed_supernet_of_a_mixture(tmp_path):
         run.export_with_torch(model, inputs, exported, dynamo=False)
     with pytest.raises(AssertionError, match="not given the discrete network"):
         run.check_discrete(contender, exported)
+
+
+def test_a_full_run_without_onnxscript_stops_at_once_and_says_what_to_install(monkeypatch, capsys):
+    run = bench()
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxscript" else real_find_spec(name, *a))
+    monkeypatch.setattr(run, "run", lambda *a, **k: pytest.fail("the run started without the dynamo=True exporter"))
+    assert run.main([]) == 2
+    err = capsys.readouterr().err
+    assert "onnxscript" in err and '".[cpu,bench]"' in err and "--quick" in err
