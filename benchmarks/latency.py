@@ -86,11 +86,11 @@ def compare(paths: dict[str, str], batch: int, threads: int, rounds: int, block:
     return Comparison(
         median_ms={name: statistics.median(blocks[name]) for name in names},
         ratio={name: statistics.median(values) for name, values in ratios.items()},
-        ratio_iqr={name: _quartiles(values) for name, values in ratios.items()},
+        ratio_iqr={name: quartiles(values) for name, values in ratios.items()},
     )
 
 
-def _quartiles(values: list[float]) -> tuple[float, float]:
+def quartiles(values: list[float]) -> tuple[float, float]:
     if len(values) < 4:
         return min(values), max(values)
     q = statistics.quantiles(values, n=4)

@@ -10,7 +10,10 @@ the targets of issue #16 (ratios from this run):
 - compile time, in this process: nascompile (lift -> passes -> emit -> ONNX file) against
   `torch.onnx.export` of the derived (discrete) network as a PyTorch module, with `dynamo=False` and
   `dynamo=True`; medians after one warm-up run (`dynamo=True`, about 45 s an export, is timed once per
-  network). The exporters' contender (`contender_for`) is what a user would export after the search:
+  network). The target's ratio is paired: each round times one nascompile compile and one `dynamo=False`
+  export back to back (which first alternating), and the ratio is the median of the rounds' ratios, with
+  their quartiles (the machine's speed drifts by up to 2x within minutes, which a ratio of two medians
+  taken one after the other follows). The exporters' contender (`contender_for`) is what a user would export after the search:
   - "fixed supernet": the supernet's own forward with the decisions fixed (`with
     result.lifter.fixed(model, result.choices.by_path())`), where that forward computes only the chosen
     candidates (LayerChoice/InputChoice modules: `darts_cnn`, `nni_darts`);
@@ -78,7 +81,7 @@ import torch  # noqa: E402
 
 import nascompile  # noqa: E402
 from nascompile.passes import PIPELINE_O0  # noqa: E402
-from latency import compare, conv_share  # noqa: E402
+from latency import compare, conv_share, quartiles  # noqa: E402
 
 NETWORKS = ("darts_cnn", "darts_reference", "nni_darts", "archai_darts")  # modules in examples/
 EXPORTERS = ("dynamo=False", "dynamo=True")
@@ -99,8 +102,8 @@ TARGETS = {
 @dataclass
 class Settings:
     quick: bool
-    compile_runs: int  # nascompile, timed after one warm-up
-    export_runs: int  # each dynamo=False export, timed after one warm-up
+    compile_runs: int  # paired rounds of one nascompile compile and one dynamo=False export, after a warm-up of each
+    export_runs: int  # fx floor traces, timed after one warm-up
     dynamo: bool  # run the dynamo=True export (timed once per network)
     supernet: bool  # export the un-pruned darts_cnn supernet as is
     latency_rounds: int  # paired rounds per batch size and thread count
@@ -119,7 +122,7 @@ class Settings:
             return []
         return ["torch.onnx.export(dynamo=True) not run (about 45 s per export)",
                 "un-pruned supernet not exported (about 35 s)",
-                f"{self.export_runs} timed dynamo=False exports instead of 5, {self.latency_rounds} latency rounds instead of 20",
+                f"{self.compile_runs} paired compile/export rounds instead of 7, {self.latency_rounds} latency rounds instead of 20",
                 f"synthetic supernet of {self.synthetic_nodes:,} IR nodes instead of 100,000"]
 
 
@@ -288,10 +291,25 @@ def check_discrete(contender: Contender, path: Path, reference: Path | None = No
                              "at batch 3")
 
 
+def paired_compile_times(compile_once, export_once, rounds: int) -> list[tuple[float, float]]:
+    """(nascompile seconds, dynamo=False seconds) per round, the two timed back to back, which one first
+    alternating. This machine's speed drifts by up to 2x within minutes, so a ratio of two medians taken
+    one after the other follows the drift; the ratio of each pair does not."""
+    pairs = []
+    for r in range(rounds):
+        times = {}
+        for label, fn in (("compile", compile_once), ("export", export_once))[:: 1 if r % 2 == 0 else -1]:
+            start = time.perf_counter()
+            fn()
+            times[label] = time.perf_counter() - start
+        pairs.append((times["compile"], times["export"]))
+    return pairs
+
+
 def measure_compile(settings: Settings, name: str, model, inputs, files: dict[str, Path],
-                    work: Path) -> tuple[dict, dict, Contender]:
-    """Median compile/export seconds and timed-run counts per contender, and the exporters' contender;
-    writes the ONNX files."""
+                    work: Path) -> tuple[dict, dict, dict, Contender]:
+    """Median compile/export seconds and timed-run counts per contender, nascompile's paired ratio to the
+    dynamo=False export (median and quartiles), and the exporters' contender; writes the ONNX files."""
     seconds: dict[str, float | None] = {c: None for c in files}
     runs: dict[str, int] = {}
 
@@ -299,14 +317,26 @@ def measure_compile(settings: Settings, name: str, model, inputs, files: dict[st
         times = timed_runs(fn, count, warmup)
         seconds[column], runs[column] = statistics.median(times), len(times)
 
-    measure("nascompile", lambda: compile_with_nascompile(model, inputs, files["nascompile"]), settings.compile_runs)
-    result = compile_with_nascompile(model, inputs, files["nascompile"])
+    def compile_once():
+        return compile_with_nascompile(model, inputs, files["nascompile"])
+
+    result = compile_once()  # the warm-up, and what the contender is checked against
     contender = contender_for(model, inputs, result, files["nascompile"], work)
     net = contender.module
+
+    def export_once():  # the decisions are fixed around the export only: nascompile compiles the supernet
+        with contender.fixed():
+            export_with_torch(net, inputs, files["dynamo=False"], False)
+
+    export_once()  # its warm-up
     with contender.fixed():
-        measure("dynamo=False", lambda: export_with_torch(net, inputs, files["dynamo=False"], False),
-                settings.export_runs)
         check_discrete(contender, files["dynamo=False"], files["nascompile"], inputs)
+    pairs = paired_compile_times(compile_once, export_once, settings.compile_runs)
+    for column, times in (("nascompile", [c for c, _ in pairs]), ("dynamo=False", [e for _, e in pairs])):
+        seconds[column], runs[column] = statistics.median(times), len(times)
+    ratios = sorted(c / e for c, e in pairs)
+    paired = {"median": statistics.median(ratios), "quartiles": quartiles(ratios)}
+    with contender.fixed():
         if settings.dynamo:
             measure("dynamo=True", lambda: export_with_torch(net, inputs, files["dynamo=True"], True), 1,
                     warmup=name == NETWORKS[0])  # later networks find the exporter warm
@@ -314,7 +344,7 @@ def measure_compile(settings: Settings, name: str, model, inputs, files: dict[st
     measure(FX_FLOOR, lambda: torch.fx.symbolic_trace(contender.flat), settings.export_runs)
     if settings.supernet and "supernet" in files:  # search mode: every candidate, mixed; timed once
         measure("supernet", lambda: export_with_torch(model, inputs, files["supernet"], False), 1, warmup=False)
-    return seconds, runs, contender
+    return seconds, runs, paired, contender
 
 
 # --- scaling ----------------------------------------------------------------------------------------
@@ -333,7 +363,7 @@ def measure_network(settings: Settings, name: str, work: Path) -> dict:
     files = {c: work / f"{name}_{c.replace('=', '_')}.onnx" for c in CONTENDERS}
     if name == "darts_cnn":
         files["supernet"] = work / f"{name}_supernet.onnx"
-    compile_s, runs, contender = measure_compile(settings, name, model, inputs, files, work)
+    compile_s, runs, paired, contender = measure_compile(settings, name, model, inputs, files, work)
     present = {c: path for c, path in files.items() if path.exists()}
     nodes = {c: node_count(path) for c, path in present.items()}
     timed = {c: str(path) for c, path in present.items() if c in CONTENDERS}
@@ -341,10 +371,10 @@ def measure_network(settings: Settings, name: str, work: Path) -> dict:
     for batch in BATCHES:
         for threads in THREADS:
             latency[f"b{batch}_t{threads}"] = asdict(compare(timed, batch, threads, settings.latency_rounds))
-        paired = latency[f"b{batch}_t1"]["ratio"]  # time / nascompile's time, block by block: the fastest file
-        best = min(paired, key=paired.get)  # (unpaired medians follow the machine's speed from block to block)
+        relative = latency[f"b{batch}_t1"]["ratio"]  # time / nascompile's time, block by block: the fastest file
+        best = min(relative, key=relative.get)  # (unpaired medians follow the machine's speed from block to block)
         conv[f"b{batch}"] = {"file": best, "share": conv_share(timed[best], batch)}
-    return {"compile_s": compile_s, "timed_runs": runs, "nodes": nodes, "latency": latency, "conv_share": conv,
+    return {"compile_s": compile_s, "timed_runs": runs, "compile_vs_dynamo_false_paired": paired, "nodes": nodes, "latency": latency, "conv_share": conv,
             "exporters_contender": {"kind": contender.kind, "layers": contender.layers,
                                     "max_error": contender.max_error}}
 
@@ -356,7 +386,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 def network_checks(m: dict) -> dict[str, float | None]:
     """This network's ratios that the targets bound (None where a measurement was skipped)."""
     checks = {
-        "compile_vs_dynamo_false": ratio(m["compile_s"]["nascompile"], m["compile_s"]["dynamo=False"]),
+        "compile_vs_dynamo_false": m["compile_vs_dynamo_false_paired"]["median"],
         "compile_vs_dynamo_true": ratio(m["compile_s"]["nascompile"], m["compile_s"]["dynamo=True"]),
     }
     for batch in BATCHES:
@@ -408,8 +438,9 @@ def format_network(name: str, m: dict, checks: dict) -> list[str]:
     lines = [f"{name} (examples/{name}.py), CPU; the exporters export the {exported['kind']} ({layers}, as "
              f"nascompile's -O0 file; max |output - nascompile's file| {exported['max_error']:.1e})"]
     row(lines, "", columns)
+    low, high = m["compile_vs_dynamo_false_paired"]["quartiles"]
     row(lines, "compile time (s, median)", [fmt(m["compile_s"].get(c)) for c in columns],
-        target(checks, "compile_vs_dynamo_false"))
+        f"paired with dynamo=False [{low:.3f}..{high:.3f}]: " + target(checks, "compile_vs_dynamo_false"))
     row(lines, "  timed runs (after a warm-up)", [fmt(m["timed_runs"].get(c)) for c in columns],
         target(checks, "compile_vs_dynamo_true"))
     floor = m["compile_s"][FX_FLOOR]

@@ -87,3 +87,17 @@ def test_a_full_run_without_onnxscript_stops_at_once_and_says_what_to_install(mo
     assert run.main([]) == 2
     err = capsys.readouterr().err
     assert "onnxscript" in err and '".[cpu,bench]"' in err and "--quick" in err
+
+
+def test_compile_and_export_are_timed_in_pairs_taking_turns_to_go_first(monkeypatch):
+    run = bench()
+    calls, now = [], [0.0]
+
+    def step(label, seconds):
+        calls.append(label)
+        now[0] += seconds
+
+    monkeypatch.setattr(run.time, "perf_counter", lambda: now[0])
+    pairs = run.paired_compile_times(lambda: step("compile", 1.0), lambda: step("export", 10.0), 3)
+    assert calls == ["compile", "export", "export", "compile", "compile", "export"]
+    assert pairs == [(1.0, 10.0)] * 3  # (compile, export) in every round, whichever went first
