@@ -374,7 +374,8 @@ def measure_network(settings: Settings, name: str, work: Path) -> dict:
         relative = latency[f"b{batch}_t1"]["ratio"]  # time / nascompile's time, block by block: the fastest file
         best = min(relative, key=relative.get)  # (unpaired medians follow the machine's speed from block to block)
         conv[f"b{batch}"] = {"file": best, "share": conv_share(timed[best], batch)}
-    return {"compile_s": compile_s, "timed_runs": runs, "compile_vs_dynamo_false_paired": paired, "nodes": nodes, "latency": latency, "conv_share": conv,
+    return {"compile_s": compile_s, "timed_runs": runs, "compile_vs_dynamo_false_paired": paired, "nodes": nodes,
+            "latency": latency, "conv_share": conv,
             "exporters_contender": {"kind": contender.kind, "layers": contender.layers,
                                     "max_error": contender.max_error}}
 

@@ -122,6 +122,7 @@ def test_forward_signatures_are_cached_per_forward_function_and_follow_a_patched
     import gc
 
     from nascompile.frontend import tracer
+    from nascompile.ir.interpreter import run_graph
 
     class Scaled(nn.Module):
         def forward(self, x):
@@ -137,8 +138,6 @@ def test_forward_signatures_are_cached_per_forward_function_and_follow_a_patched
     assert list(tracer.forward_signature(Scaled).parameters) == ["self", "x", "scale"]
     module, x = Scaled(), torch.randn(2, 3)
     result = nascompile.compile(module, (x,), allow_no_choices=True)
-    from nascompile.ir.interpreter import run_graph
-
     assert torch.equal(run_graph(result.graph, (x,))[0], x * 2.0)  # the lift bound the default
 
     held = len(tracer._SIGNATURES)

@@ -131,16 +131,11 @@ def forward_signature(cls: type) -> inspect.Signature:
     onto the class is a new key, and a class built at run time is not kept alive."""
     forward = cls.forward
     try:
-        return _SIGNATURES[forward]
-    except KeyError:
-        pass
+        sig = _SIGNATURES.get(forward)
     except TypeError:  # a forward that is neither hashable nor weakly referable: not cached
         return inspect.signature(forward)
-    sig = inspect.signature(forward)
-    try:
-        _SIGNATURES[forward] = sig
-    except TypeError:
-        pass
+    if sig is None:
+        sig = _SIGNATURES[forward] = inspect.signature(forward)
     return sig
 
 
